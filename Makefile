@@ -1,0 +1,55 @@
+# The developer's entry points. The README's two commands are `make run` and `make test`;
+# .ci/run calls `make test`. Every target installs what it needs first (scripts/install-deps).
+BUILD_DIR      ?= build
+ASAN_BUILD_DIR ?= build-asan
+JOBS           ?= $(shell nproc)
+PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
+
+.PHONY: all deps build build-asan run test unit-test integration-test vm-test bench-smoke bench deb format clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+build-asan: deps
+	cmake -S . -B $(ASAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DHASHD_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN_BUILD_DIR) -j $(JOBS)
+
+# Starts nginx + P FastCGI processes in the foreground on https://localhost:$${HASHD_HTTPS_PORT:-8443}.
+run: build
+	scripts/run-local
+
+# The whole suite: unit tests (plain and sanitized builds), integration tests against the real
+# local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
+test: unit-test integration-test vm-test bench-smoke
+
+unit-test: build build-asan
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+	ctest --test-dir $(ASAN_BUILD_DIR) --output-on-failure -j $(JOBS)
+
+integration-test: build build-asan
+	$(PYTEST) tests/integration
+	HASHD_FCGI_BIN=$(CURDIR)/$(ASAN_BUILD_DIR)/fcgi-app/hashd-fcgi $(PYTEST) tests/integration -m "not slow"
+
+vm-test: deb
+	tests/vm/run
+
+bench-smoke: build
+	bench/run --smoke
+
+bench: build
+	bench/run
+
+deb: build
+	cd $(BUILD_DIR) && cpack -G DEB >/dev/null && ls -1 $(CURDIR)/$(BUILD_DIR)/*.deb
+
+format:
+	find fcgi-app bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)
