@@ -1,0 +1,134 @@
+#include "hash_handlers.h"
+
+#include <chrono>
+
+#include "bcrypt.h"
+#include "errors.h"
+#include "json.h"
+#include "password_policy.h"
+#include "request_body.h"
+#include "text.h"
+
+namespace hashd {
+namespace {
+
+constexpr std::string_view kLegacyPrefix = "/gethash/";
+
+Result<BcryptHash> TimedHash(const std::string& password, int cost, const Services& services) {
+    const auto start = std::chrono::steady_clock::now();
+    auto hash = BcryptHashPassword(password, cost);
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    if (hash.ok()) services.metrics.RecordHash(cost, took.count());
+    return hash;
+}
+
+Response JsonResponse(int status, const Json::Value& body) {
+    Response response;
+    response.status = status;
+    response.body = WriteJson(body);
+    response.AddHeader("Cache-Control", "no-store");
+    return response;
+}
+
+// The password of /gethash/<password>[/]: one percent-decoded path segment.
+Result<std::string> LegacyPassword(std::string_view path) {
+    std::string_view raw = path.substr(kLegacyPrefix.size());
+    if (raw.ends_with('/')) raw.remove_suffix(1);
+    if (raw.empty() || raw.find('/') != std::string_view::npos)
+        return ApiError{404, "not_found", "Use GET /gethash/<password>/ or POST /v1/hash."};
+    auto decoded = PercentDecode(raw);
+    if (!decoded)
+        return ApiError{400, "invalid_password", "The password's percent-encoding is malformed."};
+    return std::move(*decoded);
+}
+
+// Accepts the bcrypt string itself or the hex of it, as /v1/hash and /gethash return both.
+std::string NormalizeHash(const std::string& hash) {
+    if (hash.size() == 120) {
+        if (auto decoded = HexDecode(hash)) return *decoded;
+    }
+    return hash;
+}
+
+}  // namespace
+
+Response HandleHash(const Request& request, const Services& services) {
+    auto body = ParseBody(request, /*allow_form=*/true, {"password", "cost"});
+    if (!body.ok()) return ErrorResponse(body.error(), request.request_id);
+    auto password = RequireString(body.value(), "password");
+    if (!password.ok()) return ErrorResponse(password.error(), request.request_id);
+    if (auto valid = ValidatePassword(password.value()); !valid.ok())
+        return ErrorResponse(valid.error(), request.request_id);
+    auto requested = OptionalInt(body.value(), "cost");
+    if (!requested.ok()) return ErrorResponse(requested.error(), request.request_id);
+    auto cost = ResolveCost(services.config, requested.value());
+    if (!cost.ok()) return ErrorResponse(cost.error(), request.request_id);
+
+    auto hash = TimedHash(password.value(), cost.value(), services);
+    if (!hash.ok()) return ErrorResponse(hash.error(), request.request_id);
+    Json::Value out(Json::objectValue);
+    out["salt"] = HexEncode(hash.value().setting);
+    out["hash"] = HexEncode(hash.value().hash);
+    out["bcrypt"] = hash.value().hash;
+    out["cost"] = hash.value().cost;
+    return JsonResponse(200, out);
+}
+
+Response HandleVerify(const Request& request, const Services& services) {
+    auto body = ParseBody(request, /*allow_form=*/true, {"password", "hash"});
+    if (!body.ok()) return ErrorResponse(body.error(), request.request_id);
+    auto password = RequireString(body.value(), "password");
+    if (!password.ok()) return ErrorResponse(password.error(), request.request_id);
+    if (auto valid = ValidatePassword(password.value()); !valid.ok())
+        return ErrorResponse(valid.error(), request.request_id);
+    auto given = RequireString(body.value(), "hash");
+    if (!given.ok()) return ErrorResponse(given.error(), request.request_id);
+    const std::string hash = NormalizeHash(given.value());
+    auto parts = ParseBcrypt(hash);
+    if (!parts.ok()) return ErrorResponse(parts.error(), request.request_id);
+    // A hash can name any cost up to 31 (days of CPU): refuse what we would not compute.
+    if (parts.value().cost > services.config.cost_max)
+        return ErrorResponse({400, "hash_cost_too_high",
+                              "The hash's cost is above this service's maximum of " +
+                                  std::to_string(services.config.cost_max) + "."},
+                             request.request_id);
+
+    const auto start = std::chrono::steady_clock::now();
+    auto match = BcryptVerify(password.value(), hash);
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    if (!match.ok()) return ErrorResponse(match.error(), request.request_id);
+    services.metrics.RecordHash(parts.value().cost, took.count());
+
+    Json::Value out(Json::objectValue);
+    out["match"] = match.value();
+    // Policy: anything but $2b$ at the default cost or above should be re-hashed on next login.
+    out["needs_rehash"] =
+        parts.value().variant != "2b" || parts.value().cost < services.config.cost_default;
+    return JsonResponse(200, out);
+}
+
+Response HandleLegacyGetHash(const Request& request, const Services& services) {
+    if (!services.config.legacy_get)
+        return ErrorResponse({410, "legacy_endpoint_disabled",
+                              "GET /gethash/ is switched off here; POST {\"password\": \"...\"} "
+                              "to /v1/hash instead."},
+                             request.request_id);
+    services.metrics.RecordLegacyGet();
+    auto password = LegacyPassword(request.path);
+    if (!password.ok()) return ErrorResponse(password.error(), request.request_id);
+    if (auto valid = ValidatePassword(password.value()); !valid.ok())
+        return ErrorResponse(valid.error(), request.request_id);
+
+    auto hash = TimedHash(password.value(), services.config.cost_default, services);
+    if (!hash.ok()) return ErrorResponse(hash.error(), request.request_id);
+    // Exactly the original body: hex of the setting string and hex of the bcrypt string.
+    Json::Value out(Json::objectValue);
+    out["salt"] = HexEncode(hash.value().setting);
+    out["hash"] = HexEncode(hash.value().hash);
+    Response response = JsonResponse(200, out);
+    response.AddHeader("Deprecation", "true");
+    response.AddHeader("Link", "</v1/hash>; rel=\"successor-version\"");
+    return response;
+}
+
+}  // namespace hashd

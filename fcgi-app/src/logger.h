@@ -1,0 +1,33 @@
+#pragma once
+// Structured logs. Under journald (stderr is the journal, or HASHD_LOG=journal) each entry goes
+// through sd_journal_send with fields an operator can filter on (REQUEST_ID=, ROUTE=,
+// HTTP_STATUS=, DURATION_US=); otherwise one JSON object per line on stderr.
+//
+// The API takes only fields the caller names, and no caller ever passes a password, a message
+// body or a raw request path (the route label is logged instead): secrets cannot reach a log.
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "config.h"
+
+namespace hashd {
+
+enum class LogLevel { kError = 3, kWarning = 4, kInfo = 6, kDebug = 7 };
+
+using LogField = std::pair<std::string_view, std::string>;  // NAME (upper case), value
+
+class Logger {
+  public:
+    explicit Logger(LogTarget target);
+    void Log(LogLevel level, std::string_view message,
+             std::initializer_list<LogField> fields) const;
+    bool to_journal() const { return to_journal_; }
+
+  private:
+    bool to_journal_;
+};
+
+}  // namespace hashd

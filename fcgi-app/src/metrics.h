@@ -1,0 +1,38 @@
+#pragma once
+// Pool-wide Prometheus metrics. (The design of the shared region is described in metrics.cc.)
+// Every method is thread-safe and cheap (atomic adds); Render() produces the text exposition of
+// the whole pool of processes on this VM, not only of this process.
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "config.h"
+#include "result.h"
+
+namespace hashd {
+
+class Metrics {
+  public:
+    // Maps (creating if needed) the shared region under config.runtime_dir and claims the slot
+    // of config.instance. A restarted process takes its old slot back, so counters never go
+    // backwards while the VM is up.
+    static Result<std::unique_ptr<Metrics>> Open(const Config& config);
+    virtual ~Metrics() = default;
+
+    virtual void RecordRequest(std::string_view route, std::string_view method, int status,
+                               double duration_seconds) = 0;
+    virtual void RecordHash(int cost, double seconds) = 0;
+    virtual void RecordQueueWait(double seconds) = 0;
+    virtual void RecordShed(std::string_view reason) = 0;
+    virtual void RecordStore(std::string_view backend, std::string_view op, bool ok,
+                             double seconds) = 0;
+    virtual void RecordLegacyGet() = 0;
+    virtual void AddInflight(int delta) = 0;
+    virtual void AddBusyWorkers(int delta) = 0;
+    virtual void SetWorkers(int count) = 0;
+
+    virtual std::string Render() const = 0;
+};
+
+}  // namespace hashd

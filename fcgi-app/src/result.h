@@ -1,0 +1,39 @@
+#pragma once
+// Errors are values at every boundary: a function that can fail returns Result<T>, which holds
+// either the value or an ApiError that already knows the HTTP status and the stable error code
+// a client can branch on. Nothing throws across a module boundary.
+
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace hashd {
+
+struct ApiError {
+    int status = 500;
+    std::string code;             // stable machine-readable code, e.g. "password_too_long"
+    std::string message;          // a sentence a person can act on; never contains a secret
+    int retry_after_seconds = 0;  // > 0 adds Retry-After (503)
+};
+
+template <typename T>
+class [[nodiscard]] Result {
+  public:
+    Result(T value) : state_(std::move(value)) {}
+    Result(ApiError error) : state_(std::move(error)) {}
+
+    bool ok() const { return std::holds_alternative<T>(state_); }
+    const T& value() const& { return std::get<T>(state_); }
+    T& value() & { return std::get<T>(state_); }
+    T&& value() && { return std::get<T>(std::move(state_)); }
+    const ApiError& error() const { return std::get<ApiError>(state_); }
+
+  private:
+    std::variant<T, ApiError> state_;
+};
+
+// For operations that return nothing but may fail.
+struct Ok {};
+using Status = Result<Ok>;
+
+}  // namespace hashd

@@ -1,0 +1,64 @@
+#include "router.h"
+
+#include <string>
+
+#include "errors.h"
+#include "hash_handlers.h"
+#include "health_handlers.h"
+#include "message_handlers.h"
+
+namespace hashd {
+namespace {
+
+constexpr Route kRoutes[] = {
+    {"/v1/hash", "/v1/hash", false, "POST", HandleHash, true},
+    {"/v1/verify", "/v1/verify", false, "POST", HandleVerify, true},
+    {"/gethash", "/gethash/", true, "GET", HandleLegacyGetHash, true},
+    {"/messages", "/messages", false, "POST", HandlePostMessage, true},
+    {"/messages/:digest", "/messages/", true, "GET", HandleGetMessage, true},
+    {"/healthz", "/healthz", false, "GET", HandleHealthz, false},
+    {"/readyz", "/readyz", false, "GET", HandleReadyz, false},
+    {"/metrics", "/metrics", false, "GET", HandleMetrics, false},
+};
+
+bool PathMatches(const Route& route, std::string_view path) {
+    return route.prefix ? path.starts_with(route.path) : path == route.path;
+}
+
+}  // namespace
+
+std::span<const Route> Routes() {
+    return kRoutes;
+}
+
+const Route* FindRoute(const Request& request) {
+    for (const Route& route : kRoutes)
+        if (PathMatches(route, request.path) && route.method == request.method) return &route;
+    return nullptr;
+}
+
+Dispatch RouteRequest(const Request& request, const Services& services) {
+    if (const Route* route = FindRoute(request))
+        return {route->label, route->sheddable, route->handler(request, services)};
+
+    std::string allow;
+    std::string_view label = "unmatched";
+    for (const Route& route : kRoutes) {
+        if (!PathMatches(route, request.path)) continue;
+        if (allow.find(route.method) == std::string::npos)
+            allow += (allow.empty() ? "" : ", ") + std::string(route.method);
+        label = route.label;
+    }
+    if (allow.empty())
+        return {label, false,
+                ErrorResponse({404, "not_found", "No such endpoint; see the API in the README."},
+                              request.request_id)};
+    Response response =
+        ErrorResponse({405, "method_not_allowed",
+                       "Method " + request.method + " is not allowed here; use " + allow + "."},
+                      request.request_id);
+    response.AddHeader("Allow", allow);
+    return {label, false, std::move(response)};
+}
+
+}  // namespace hashd

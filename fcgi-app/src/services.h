@@ -1,0 +1,20 @@
+#pragma once
+// What a handler may use: the settings and the shared services of the process. Handlers get it
+// by const reference; the services themselves are thread-safe.
+
+#include <atomic>
+
+#include "config.h"
+#include "message_store.h"
+#include "metrics.h"
+
+namespace hashd {
+
+struct Services {
+    const Config& config;
+    MessageStore& store;
+    Metrics& metrics;
+    const std::atomic<bool>& draining;  // set on SIGTERM: /readyz answers 503
+};
+
+}  // namespace hashd

@@ -1,0 +1,28 @@
+#pragma once
+// Byte-level text helpers shared by the handlers: UTF-8 validation, hex, percent-decoding and
+// form decoding. Pure functions, no allocation surprises, fully unit-tested.
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace hashd {
+
+// True when `text` is well-formed UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF).
+bool IsValidUtf8(std::string_view text);
+
+std::string HexEncode(std::string_view bytes);
+// Accepts upper or lower case; nullopt on odd length or a non-hex character.
+std::optional<std::string> HexDecode(std::string_view hex);
+
+// Decodes %XX escapes; '+' is kept (path semantics). nullopt on a malformed escape.
+std::optional<std::string> PercentDecode(std::string_view text);
+
+// Value of `key` in an application/x-www-form-urlencoded body ('+' means space).
+// nullopt when absent or malformed.
+std::optional<std::string> FormField(std::string_view body, std::string_view key);
+
+// The media type of a Content-Type header, lower-cased, without parameters.
+std::string MediaType(std::string_view content_type);
+
+}  // namespace hashd

@@ -1,0 +1,91 @@
+#pragma once
+// Shared fixtures of the unit tests: a Services bundle with a recording metrics sink and an
+// in-memory message store, so handlers run as plain functions.
+
+#include <atomic>
+#include <map>
+#include <mutex>
+
+#include "http.h"
+#include "services.h"
+
+namespace hashd::testing {
+
+class FakeMetrics final : public Metrics {
+  public:
+    void RecordRequest(std::string_view, std::string_view, int, double) override {}
+    void RecordHash(int, double) override { ++hashes; }
+    void RecordQueueWait(double) override {}
+    void RecordShed(std::string_view) override {}
+    void RecordStore(std::string_view, std::string_view, bool ok, double) override {
+        ok ? ++store_ok : ++store_errors;
+    }
+    void RecordLegacyGet() override { ++legacy_gets; }
+    void AddInflight(int) override {}
+    void AddBusyWorkers(int) override {}
+    void SetWorkers(int) override {}
+    std::string Render() const override { return "hashd_test 1\n"; }
+
+    int hashes = 0, legacy_gets = 0, store_ok = 0, store_errors = 0;
+};
+
+// A map-backed store whose availability a test can switch.
+class MemoryStore final : public MessageStore {
+  public:
+    std::string_view Backend() const override { return "memory"; }
+    Status Put(std::string_view digest, std::string_view message) override {
+        if (down) return Down();
+        std::lock_guard lock(mutex_);
+        entries.try_emplace(std::string(digest), message);
+        return Ok{};
+    }
+    Result<std::optional<std::string>> Get(std::string_view digest) override {
+        if (down) return Down();
+        std::lock_guard lock(mutex_);
+        auto it = entries.find(std::string(digest));
+        if (it == entries.end()) return std::optional<std::string>{};
+        return std::optional<std::string>{it->second};
+    }
+    Status Check() override { return down ? Status(Down()) : Status(Ok{}); }
+
+    std::atomic<bool> down{false};
+    std::map<std::string, std::string> entries;
+
+  private:
+    static ApiError Down() { return {503, "store_unavailable", "store down", 1}; }
+    std::mutex mutex_;
+};
+
+struct Harness {
+    Config config = [] {
+        Config c;
+        c.cost_default = 4;  // tests hash at the cheapest cost: 1 ms instead of 200
+        c.cost_min = 4;
+        c.cost_max = 6;
+        return c;
+    }();
+    FakeMetrics metrics;
+    MemoryStore store;
+    std::atomic<bool> draining{false};
+    Services services{config, store, metrics, draining};
+};
+
+inline Request JsonPost(std::string path, std::string body) {
+    Request r;
+    r.method = "POST";
+    r.path = std::move(path);
+    r.content_type = "application/json";
+    r.body = std::move(body);
+    r.request_id = "test-request-id";
+    return r;
+}
+
+inline Request Get(std::string path) {
+    Request r;
+    r.method = "GET";
+    r.path = std::move(path);
+    r.request_id = "test-request-id";
+    return r;
+}
+
+}  // namespace hashd::testing
