@@ -5,6 +5,10 @@ ASAN_BUILD_DIR ?= build-asan
 JOBS           ?= $(shell nproc)
 PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 
+# Debian's interpreter and tools first: the tests use Debian's python3-pytest, -requests and
+# -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
+export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
+
 .PHONY: all deps build build-asan run test unit-test integration-test vm-test bench-smoke bench deb format clean
 
 all: build
