@@ -1,22 +1,38 @@
-// TEMPORARY: placeholder until the LMDB/Redis/PostgreSQL backends land.
+// OpenMessageStore: the one place that maps HASHD_STORE to a backend.
+#include <chrono>
+
 #include "message_store.h"
+#include "store/lmdb_store.h"
+#include "store/postgres_store.h"
+#include "store/redis_store.h"
 
 namespace hashd {
 namespace {
-class UnavailableStore final : public MessageStore {
-  public:
-    std::string_view Backend() const override { return "none"; }
-    Status Put(std::string_view, std::string_view) override { return Down(); }
-    Result<std::optional<std::string>> Get(std::string_view) override { return Down(); }
-    Status Check() override { return Down(); }
 
-  private:
-    static ApiError Down() {
-        return {503, "store_unavailable", "The message store is unavailable.", 1};
-    }
-};
-}  // namespace
-Result<std::unique_ptr<MessageStore>> OpenMessageStore(const Config&) {
-    return std::unique_ptr<MessageStore>(std::make_unique<UnavailableStore>());
+template <typename Store>
+Result<std::unique_ptr<MessageStore>> Upcast(Result<std::unique_ptr<Store>> opened) {
+    if (!opened.ok()) return opened.error();
+    return std::unique_ptr<MessageStore>(std::move(opened).value());
 }
+
+}  // namespace
+
+Result<std::unique_ptr<MessageStore>> OpenMessageStore(const Config& config) {
+    const std::string_view store = config.store;
+    const std::chrono::milliseconds timeout(config.store_timeout_ms);
+    if (store.starts_with("lmdb:")) {
+        const std::string path(store.substr(5));
+        if (path.empty())
+            return ApiError{
+                500, "store_config_invalid",
+                "HASHD_STORE=lmdb: needs a directory, e.g. lmdb:/var/lib/hashd/messages"};
+        return Upcast(LmdbStore::Open(path, config.lmdb_map_size));
+    }
+    if (store.starts_with("redis://")) return Upcast(RedisStore::Open(store, timeout));
+    if (store.starts_with("postgresql://") || store.starts_with("postgres://"))
+        return Upcast(PostgresStore::Open(store, timeout));
+    return ApiError{500, "store_config_invalid",
+                    "HASHD_STORE must be lmdb:PATH, redis://HOST:PORT/DB or postgresql://..."};
+}
+
 }  // namespace hashd

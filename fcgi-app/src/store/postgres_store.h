@@ -1,0 +1,76 @@
+#pragma once
+// The PostgreSQL message store (libpq): `postgresql://user:password@host:port/db?sslmode=...`
+// (any libpq connection URI), for a fleet of VMs sharing one database. Messages live in
+//   hashd_messages(digest text primary key, message bytea, created_at timestamptz)
+// created if absent by the first connection of each process (concurrent creation by several
+// processes is tolerated). bytea, not text, because a JSON string may carry U+0000, which a
+// text column refuses. A write is INSERT ... ON CONFLICT (digest) DO NOTHING: a repeat or a
+// concurrent write of the same message is a no-op, never a unique-violation error.
+//
+// Durability is the server's commit: each INSERT is its own transaction, and with the default
+// synchronous_commit=on the reply comes after its WAL record is flushed on the primary (and on
+// synchronous standbys, if configured). A 201 then survives a crash of hashd and of the
+// database host. An operator who sets synchronous_commit=off trades the last few hundred
+// milliseconds of acknowledged messages for throughput.
+//
+// Connections: one per worker thread (PerThread), opened lazily, each with the statements
+// prepared once. Every step (connect, each query) uses libpq's non-blocking API bounded by
+// HASHD_STORE_TIMEOUT_MS on the client side (a hung server or lost network cannot hold a
+// worker thread), and statement_timeout is set to the same value on the server side. A
+// connection that fails is dropped; a request on a connection that went stale (server
+// restarted) reconnects and retries once, since both statements are idempotent; a failed
+// connect backs off (Backoff), and requests meanwhile answer 503 with Retry-After at once.
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "message_store.h"
+#include "store/backoff.h"
+#include "store/per_thread.h"
+
+namespace hashd {
+
+class PostgresStore final : public MessageStore {
+  public:
+    // Keeps the URI (validated by libpq); connections are made by the first requests.
+    static Result<std::unique_ptr<PostgresStore>> Open(std::string_view url,
+                                                       std::chrono::milliseconds timeout);
+
+    std::string_view Backend() const override { return "postgresql"; }
+    Status Put(std::string_view digest, std::string_view message) override;
+    Result<std::optional<std::string>> Get(std::string_view digest) override;
+    Status Check() override;
+
+  private:
+    struct ConnFinish {
+        void operator()(PGconn* conn) const { PQfinish(conn); }
+    };
+    struct ResultClear {
+        void operator()(PGresult* result) const { PQclear(result); }
+    };
+    using ConnPtr = std::unique_ptr<PGconn, ConnFinish>;
+    using ResultPtr = std::unique_ptr<PGresult, ResultClear>;
+    struct Connection {
+        ConnPtr conn;
+        Backoff backoff;
+    };
+    // Sends one query on `conn` (a PQsend* call), returning its result once complete.
+    using Send = std::function<int(PGconn*)>;
+
+    PostgresStore(std::string url, std::chrono::milliseconds timeout)
+        : url_(std::move(url)), timeout_(timeout) {}
+    Status Connect(Connection& connection);
+    Result<ResultPtr> Exec(PGconn* conn, const Send& send);
+    // Runs `send` on this thread's connection with reconnect, retry and backoff.
+    Result<ResultPtr> Run(const Send& send);
+
+    std::string url_;
+    std::chrono::milliseconds timeout_;
+    PerThread<Connection> connections_;
+};
+
+}  // namespace hashd

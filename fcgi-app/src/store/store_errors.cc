@@ -1,0 +1,23 @@
+#include "store/store_errors.h"
+
+#include <algorithm>
+#include <string>
+
+namespace hashd {
+
+ApiError StoreUnavailable(std::string_view backend, int retry_after_seconds) {
+    return {503, "store_unavailable",
+            "The message store (" + std::string(backend) +
+                ") is unavailable right now; retry after the Retry-After delay.",
+            std::max(1, retry_after_seconds)};
+}
+
+ApiError StoreFull(std::string_view backend) {
+    return {507, "store_full",
+            "The message store (" + std::string(backend) +
+                ") is full and accepts no new messages; stored messages can still be read. An "
+                "operator must give it more space.",
+            0};
+}
+
+}  // namespace hashd
