@@ -12,7 +12,9 @@
 // - Open loop (--rate R): request i is due at i/R seconds (evenly spaced). A due request takes an
 //   idle keep-alive connection from the pool (most recently used first), or opens a new one (TCP +
 //   TLS handshake, counted in its latency) while fewer than --max-connections are open, or waits in
-//   a client-side FIFO. HTTP/1.1, one request in flight per connection (no pipelining), which is
+//   a client-side FIFO. With --arrivals poisson the gaps are exponential instead (same mean
+//   rate), as from many independent clients; bursts then find the server busy more often.
+//   HTTP/1.1, one request in flight per connection (no pipelining), which is
 //   what the original app's clients (Python requests) do.
 // - Closed loop (--connections N): N connections, each sends its next request as soon as the
 //   previous one completes; the throughput this reaches is the server's capacity at that
@@ -56,6 +58,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -74,8 +77,9 @@ struct Options {
     std::vector<std::string> headers;
     std::string expect;  // a 2xx body must contain this, else it counts as an error
     std::string cacert;
-    double rate = 0;      // open loop when > 0
-    int connections = 0;  // closed loop when > 0
+    double rate = 0;       // open loop when > 0
+    bool poisson = false;  // open loop: exponential gaps instead of even spacing
+    int connections = 0;   // closed loop when > 0
     int max_connections = 1000;
     double duration = 10, warmup = 0, timeout = 10, drain = -1;
     std::string log_path;
@@ -500,6 +504,11 @@ int LoadGen::Run() {
     start_ = Now();
     rusage ru0;
     getrusage(RUSAGE_SELF, &ru0);
+    // Due time of the next open-loop arrival: evenly spaced, or Poisson (exponential gaps from a
+    // fixed seed, so that runs are repeatable).
+    std::mt19937_64 rng(1);
+    std::exponential_distribution<double> gap(o_.rate > 0 ? o_.rate : 1);
+    double next_due = 0;
     long next_index = 0;
     if (o_.connections > 0)
         for (int i = 0; i < o_.connections; ++i) Enqueue(Request{0, 0});
@@ -511,10 +520,11 @@ int LoadGen::Run() {
         if (!arrivals_done_) {
             if (o_.rate > 0) {
                 while (true) {
-                    const double due = static_cast<double>(next_index) / o_.rate;
-                    if (due >= o_.duration || due > t) break;
-                    Enqueue(Request{due, 0});
+                    if (next_due >= o_.duration || next_due > t) break;
+                    Enqueue(Request{next_due, 0});
                     ++next_index;
+                    next_due = o_.poisson ? next_due + gap(rng)
+                                          : static_cast<double>(next_index) / o_.rate;
                 }
             }
             if (t >= o_.duration) arrivals_done_ = true;
@@ -530,8 +540,7 @@ int LoadGen::Run() {
         if (arrivals_done_ && (!outstanding || t > o_.duration + drain)) break;
 
         double wait = 0.005;
-        if (!arrivals_done_ && o_.rate > 0)
-            wait = std::min(wait, static_cast<double>(next_index) / o_.rate - t);
+        if (!arrivals_done_ && o_.rate > 0) wait = std::min(wait, next_due - t);
         if (!arrivals_done_) wait = std::min(wait, o_.duration - t);
         wait = std::max(wait, 0.0);
         timespec ts{static_cast<time_t>(wait), static_cast<long>((wait - std::floor(wait)) * 1e9)};
@@ -623,7 +632,8 @@ void LoadGen::Report(double window) {
         status_json += "\"" + std::to_string(status) + "\":" + std::to_string(count);
     }
     std::printf(
-        "{\"mode\":\"%s\",\"rate\":%.3f,\"connections\":%d,\"duration\":%.3f,\"window\":%.3f,"
+        "{\"mode\":\"%s\",\"arrivals\":\"%s\",\"rate\":%.3f,\"connections\":%d,\"duration\":%.3f,"
+        "\"window\":%.3f,"
         "\"offered\":%ld,\"offered_rate\":%.3f,\"ok\":%ld,\"goodput\":%.3f,\"throughput\":%.3f,"
         "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
         "\"shed\":%ld,\"shed_share\":%.5f,\"shed_without_retry_after\":%ld,\"shed_p50_ms\":%.3f,"
@@ -631,8 +641,9 @@ void LoadGen::Report(double window) {
         "\"timeouts\":%ld,\"unfinished\":%ld,\"bad_body\":%ld,\"error_share\":%.5f,"
         "\"statuses\":{%s},\"connections_opened\":%ld,\"max_open\":%zu,\"max_client_queue\":%zu,"
         "\"retries\":%ld,\"client_cpu_s\":%.3f}\n",
-        o_.rate > 0 ? "open" : "closed", o_.rate, o_.connections, o_.duration, window, offered,
-        static_cast<double>(offered) / window, ok, static_cast<double>(ok_in_window) / window,
+        o_.rate > 0 ? "open" : "closed", o_.poisson ? "poisson" : "uniform", o_.rate,
+        o_.connections, o_.duration, window, offered, static_cast<double>(offered) / window, ok,
+        static_cast<double>(ok_in_window) / window,
         static_cast<double>(responses_in_window) / window, Percentile(ok_lat, 0.5),
         Percentile(ok_lat, 0.9), Percentile(ok_lat, 0.99), ok_lat.empty() ? 0 : ok_lat.back(), shed,
         static_cast<double>(shed) / denom, shed_without_retry_after, Percentile(shed_lat, 0.5),
@@ -675,6 +686,7 @@ void Usage() {
         stderr,
         "usage: hashd-bench-loadgen URL (--rate R | --connections N) [options]\n"
         "  --rate R             open loop: R requests/s, evenly spaced, whatever the responses\n"
+        "  --arrivals KIND      open loop spacing: uniform (default) or poisson (same mean rate)\n"
         "  --connections N      closed loop: N connections sending back-to-back\n"
         "  --duration S         seconds of arrivals (default 10)\n"
         "  --warmup S           requests due in the first S seconds are not counted (default 0)\n"
@@ -697,6 +709,13 @@ int main(int argc, char** argv) {
         const bool v = i + 1 < argc;
         if (a == "--rate" && v) {
             o.rate = std::atof(argv[++i]);
+        } else if (a == "--arrivals" && v) {
+            const std::string kind = argv[++i];
+            if (kind != "uniform" && kind != "poisson") {
+                Usage();
+                return 2;
+            }
+            o.poisson = kind == "poisson";
         } else if (a == "--connections" && v) {
             o.connections = std::atoi(argv[++i]);
         } else if (a == "--duration" && v) {
