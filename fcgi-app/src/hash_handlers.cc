@@ -50,15 +50,21 @@ std::string NormalizeHash(const std::string& hash) {
     return hash;
 }
 
+// The "password" field, present, a string, and within policy.
+Result<std::string> RequirePassword(const Json::Value& body) {
+    auto password = RequireString(body, "password");
+    if (!password.ok()) return password;
+    if (auto valid = ValidatePassword(password.value()); !valid.ok()) return valid.error();
+    return password;
+}
+
 }  // namespace
 
 Response HandleHash(const Request& request, const Services& services) {
     auto body = ParseBody(request, /*allow_form=*/true, {"password", "cost"});
     if (!body.ok()) return ErrorResponse(body.error(), request.request_id);
-    auto password = RequireString(body.value(), "password");
+    auto password = RequirePassword(body.value());
     if (!password.ok()) return ErrorResponse(password.error(), request.request_id);
-    if (auto valid = ValidatePassword(password.value()); !valid.ok())
-        return ErrorResponse(valid.error(), request.request_id);
     auto requested = OptionalInt(body.value(), "cost");
     if (!requested.ok()) return ErrorResponse(requested.error(), request.request_id);
     auto cost = ResolveCost(services.config, requested.value());
@@ -77,10 +83,8 @@ Response HandleHash(const Request& request, const Services& services) {
 Response HandleVerify(const Request& request, const Services& services) {
     auto body = ParseBody(request, /*allow_form=*/true, {"password", "hash"});
     if (!body.ok()) return ErrorResponse(body.error(), request.request_id);
-    auto password = RequireString(body.value(), "password");
+    auto password = RequirePassword(body.value());
     if (!password.ok()) return ErrorResponse(password.error(), request.request_id);
-    if (auto valid = ValidatePassword(password.value()); !valid.ok())
-        return ErrorResponse(valid.error(), request.request_id);
     auto given = RequireString(body.value(), "hash");
     if (!given.ok()) return ErrorResponse(given.error(), request.request_id);
     const std::string hash = NormalizeHash(given.value());
