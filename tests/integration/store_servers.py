@@ -26,6 +26,27 @@ START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
 
+def _children(pid):
+    """PIDs whose parent is pid (from /proc)."""
+    found = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid):
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
 class StoreServer:
     """Common life cycle: start() spawns the server and waits until it answers, stop()
     shuts it down cleanly by PID, kill() sends SIGKILL, cleanup() removes its directory."""
@@ -58,7 +79,20 @@ class StoreServer:
     def _end(self, signum):
         if not self.running():
             return
-        os.kill(self.proc.pid, signum)
+        if signum == signal.SIGKILL:
+            # The server and its children at once, as a crash of the host would. (PostgreSQL
+            # backends are session leaders of their own: killpg would miss them, and one
+            # outliving the postmaster keeps the cluster from starting again.)
+            children = _children(self.proc.pid)
+            for pid in [self.proc.pid, *children]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            wait_for(lambda: not any(_alive(pid) for pid in children), STOP_TIMEOUT_S,
+                     f"the processes of {self.name} to die")
+        else:
+            os.kill(self.proc.pid, signum)
         try:
             self.proc.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
