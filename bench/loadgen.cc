@@ -50,6 +50,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -756,6 +757,8 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (o.connections > 0) o.max_connections = o.connections;
+    // OpenSSL writes with write(2): a peer that closed must give EPIPE, not kill the process.
+    std::signal(SIGPIPE, SIG_IGN);
     rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
