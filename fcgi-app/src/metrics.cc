@@ -49,8 +49,10 @@
 // Cardinality. Every label comes from a fixed table: routes from the router (never the raw
 // path), a fixed set of methods, the HTTP statuses hashd and nginx produce plus "other",
 // costs 4..31, store backends and ops, shed reasons. So the region has a fixed size (about
-// 20 KiB per slot) and a client cannot create series. Never add a label with client-chosen
-// values (client addresses, digests, paths): abusive clients are found in the logs.
+// 23 KiB per slot, 1.5 MiB for the default 64 slots) and a client cannot create series.
+// Series with only zeros are not rendered, so a scrape stays small (a few hundred lines).
+// Never add a label with client-chosen values (client addresses, digests, paths): abusive
+// clients are found in the logs.
 //
 // What Render() reports for the pool:
 //   - counters and histograms: the sum over every slot ever used (dead processes included);
