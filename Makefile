@@ -9,7 +9,7 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deps build build-asan run test unit-test integration-test vm-test bench-smoke bench deb format clean
+.PHONY: all deps build build-asan run test unit-test integration-test monitoring-test vm-test bench-smoke bench deb format clean
 
 all: build
 
@@ -30,7 +30,7 @@ run: build
 
 # The whole suite: unit tests (plain and sanitized builds), integration tests against the real
 # local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
-test: unit-test integration-test vm-test bench-smoke
+test: unit-test integration-test monitoring-test vm-test bench-smoke
 
 unit-test: build build-asan
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
@@ -39,6 +39,10 @@ unit-test: build build-asan
 integration-test: build build-asan
 	$(PYTEST) tests/integration
 	HASHD_FCGI_BIN=$(CURDIR)/$(ASAN_BUILD_DIR)/fcgi-app/hashd-fcgi $(PYTEST) tests/integration -m "not slow"
+
+# promtool checks of the Prometheus configuration and unit tests of the alerting rules.
+monitoring-test: deps
+	tests/monitoring/run
 
 vm-test: deb
 	tests/vm/run
