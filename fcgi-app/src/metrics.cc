@@ -117,6 +117,13 @@ constexpr std::string_view kOps[] = {"put", "get", "other"};
 constexpr std::string_view kResults[] = {"ok", "error"};
 constexpr std::string_view kShedReasons[] = {"queue_deadline", "other"};
 
+template <typename Table, typename Value>
+std::size_t IndexOf(const Table& table, const Value& value, std::size_t fallback) {
+    for (std::size_t i = 0; i < std::size(table); ++i)
+        if (table[i] == value) return i;
+    return fallback;
+}
+
 // Histogram boundaries: the number for bucketing and the exact text of its `le` label.
 struct Bound {
     double seconds;
@@ -185,6 +192,7 @@ static_assert(sizeof(RegionHeader) <= kHeaderBytes);
 // Where each family lives in a slot (offsets in words from the start of the counters).
 struct Layout {
     std::vector<std::string_view> routes;  // router labels, then "unmatched", then "other"
+    std::vector<bool> declared;            // [route][method]: a pair the router serves
     std::size_t requests = 0;              // [route][method][status]
     std::size_t request_duration = 0;      // [route] histogram
     std::size_t hash_duration = 0;         // [cost] histogram
@@ -225,6 +233,10 @@ const Layout& GetLayout() {
                 l.routes.push_back(route.label);
         l.routes.push_back("unmatched");
         l.routes.push_back("other");
+        l.declared.assign(l.routes.size() * std::size(kMethods), false);
+        for (const Route& route : Routes())
+            l.declared[IndexOf(l.routes, route.label, 0) * std::size(kMethods) +
+                       IndexOf(kMethods, route.method, 0)] = true;
 
         std::size_t at = 0;
         auto take = [&at](std::size_t n) {
@@ -267,13 +279,6 @@ const Layout& GetLayout() {
         return l;
     }();
     return layout;
-}
-
-template <typename Table, typename Value>
-std::size_t IndexOf(const Table& table, const Value& value, std::size_t fallback) {
-    for (std::size_t i = 0; i < std::size(table); ++i)
-        if (table[i] == value) return i;
-    return fallback;
 }
 
 std::size_t StatusIndex(int status) {
@@ -405,13 +410,14 @@ std::uint64_t HistogramCount(const std::uint64_t* cells) {
 class SharedMetrics final : public Metrics {
   public:
     SharedMetrics(int fd, void* base, std::size_t bytes, std::size_t slot_count,
-                  std::size_t own_slot)
+                  std::size_t own_slot, std::size_t store_backend)
         : layout_(GetLayout()),
           fd_(fd),
           base_(static_cast<unsigned char*>(base)),
           bytes_(bytes),
           slot_count_(slot_count),
-          own_(own_slot) {}
+          own_(own_slot),
+          store_backend_(store_backend) {}
 
     ~SharedMetrics() override {
         // The gauges of a process that is gone must not count; Render() already skips slots
@@ -522,6 +528,7 @@ class SharedMetrics final : public Metrics {
     std::size_t bytes_;
     std::size_t slot_count_;
     std::size_t own_;
+    std::size_t store_backend_;  // index in kBackends of HASHD_STORE's backend
 };
 
 std::string SharedMetrics::Render() const {
@@ -567,15 +574,17 @@ std::string SharedMetrics::Render() const {
     for (std::size_t r = 0; r < l.routes.size(); ++r) {
         for (std::size_t m = 0; m < methods; ++m) {
             const std::uint64_t* row = &c[l.requests + (r * methods + m) * kStatusSlots];
-            if (std::all_of(row, row + kStatusSlots, [](std::uint64_t v) { return v == 0; }))
+            if (!l.declared[r * methods + m] &&
+                std::all_of(row, row + kStatusSlots, [](std::uint64_t v) { return v == 0; }))
                 continue;
             const std::string labels = "route=\"" + std::string(l.routes[r]) + "\",method=\"" +
                                        std::string(kMethods[m]) + "\",status=\"";
             for (std::size_t s = 0; s < kStatusSlots; ++s) {
                 const bool is_other = s == std::size(kStatuses);
-                // 500 and 503 are always present (as 0) for a route that has traffic, so
-                // that rate() and increase() see the first server error of an error-ratio
-                // alert instead of a series that appears from nothing.
+                // 500 and 503 are always present (as 0) for every route the router serves
+                // (and any other that had traffic), so that rate() and increase() see the
+                // first server error instead of a series that appears from nothing: a
+                // series' first sample is not an increase to Prometheus.
                 const bool seeded = !is_other && (kStatuses[s] == 500 || kStatuses[s] == 503);
                 if (row[s] == 0 && !seeded) continue;
                 out.Sample("hashd_requests_total",
@@ -634,9 +643,11 @@ std::string SharedMetrics::Render() const {
     const std::size_t ops = std::size(kOps), results = std::size(kResults);
     for (std::size_t b = 0; b < std::size(kBackends); ++b) {
         const std::uint64_t* row = &c[l.store_ops + b * ops * results];
-        if (std::all_of(row, row + ops * results, [](std::uint64_t v) { return v == 0; })) continue;
-        // Every op x result of a backend in use, zeros included: an error alert then sees
-        // the first error as an increase.
+        if (b != store_backend_ &&
+            std::all_of(row, row + ops * results, [](std::uint64_t v) { return v == 0; }))
+            continue;
+        // Every op x result of the configured backend (and any other in use), zeros
+        // included: an error alert then sees the first error as an increase.
         for (std::size_t o = 0; o < ops; ++o) {
             const bool is_other = o + 1 == ops;
             if (is_other && row[o * results] + row[o * results + 1] == 0) continue;
@@ -732,6 +743,15 @@ bool Usable(int fd, int instance, std::size_t* slot_count) {
     return ok;
 }
 
+// The backend HASHD_STORE names (the store's own parsing is authoritative; this only picks
+// which backend's series to show before its first operation).
+std::size_t StoreBackendIndex(std::string_view store) {
+    if (store.starts_with("lmdb:")) return 0;
+    if (store.starts_with("redis://")) return 1;
+    if (store.starts_with("postgresql://") || store.starts_with("postgres://")) return 2;
+    return std::size(kBackends);  // none
+}
+
 bool SameFile(int fd, const std::string& path) {
     struct stat a {
     }, b{};
@@ -806,7 +826,8 @@ Result<std::unique_ptr<Metrics>> Metrics::Open(const Config& config) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
 
-    auto metrics = std::make_unique<SharedMetrics>(fd, base, bytes, slot_count, slot);
+    auto metrics = std::make_unique<SharedMetrics>(fd, base, bytes, slot_count, slot,
+                                                   StoreBackendIndex(config.store));
     metrics->Attach();
     return std::unique_ptr<Metrics>(std::move(metrics));
 }

@@ -216,6 +216,24 @@ TEST_F(MetricsTest, AMissingRuntimeDirectoryIsAnError) {
     EXPECT_NE(metrics.error().message.find("missing/metrics.shm"), std::string::npos);
 }
 
+TEST_F(MetricsTest, ErrorSeriesExistBeforeTheFirstError) {
+    // Prometheus does not count a series' first sample as an increase, so the series that
+    // error alerts use must be there, at 0, from the start.
+    auto m = Open(1);
+    ASSERT_TRUE(m);
+    const std::string text = m->Render();
+    for (const char* series :
+         {R"(hashd_requests_total{route="/v1/hash",method="POST",status="500"})",
+          R"(hashd_requests_total{route="/messages/:digest",method="GET",status="503"})",
+          R"(hashd_store_operations_total{backend="lmdb",op="put",result="error"})",
+          R"(hashd_shed_requests_total{reason="queue_deadline"})",
+          "hashd_queue_wait_seconds_count"})
+        EXPECT_EQ(Sample(text, series), 0) << series;
+    // Pairs the router does not serve appear only once they happen.
+    EXPECT_EQ(text.find(R"(route="/v1/hash",method="GET")"), std::string::npos);
+    EXPECT_EQ(text.find(R"(backend="redis")"), std::string::npos);
+}
+
 TEST_F(MetricsTest, UnknownLabelValuesFallIntoOther) {
     auto m = Open(1);
     ASSERT_TRUE(m);

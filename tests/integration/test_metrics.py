@@ -19,10 +19,12 @@ import uuid
 
 import pytest
 import requests
+import yaml
 
 from hashd_stack import REPO, free_port, wait_for
 
-RULES = REPO / "ansible" / "monitoring" / "prometheus" / "rules" / "hashd.yml"
+SERVER_CONFIG = REPO / "ansible" / "monitoring" / "prometheus" / "prometheus-local.yml"
+RULES = SERVER_CONFIG.parent / "rules" / "hashd.yml"
 
 FAMILIES = [
     "hashd_requests_total", "hashd_request_duration_seconds", "hashd_hash_duration_seconds",
@@ -44,23 +46,19 @@ class Prometheus:
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="hashd-prometheus-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # The operators' scrape job (prometheus-local.yml), pointed at this stack: its scheme,
+        # path and relabelling are what is tested, with the stack's address and certificate.
+        job = next(j for j in yaml.safe_load(SERVER_CONFIG.read_text())["scrape_configs"]
+                   if j["job_name"] == "hashd")
+        job["static_configs"] = [{"targets": [f"localhost:{stack.https_port}"]}]
+        job["tls_config"]["ca_file"] = str(stack.cert)
+        job["scrape_interval"] = "1s"
         config = self.dir / "prometheus.yml"
-        config.write_text(f"""
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files:
-  - {RULES}
-scrape_configs:
-  - job_name: hashd
-    scheme: https
-    metrics_path: /metrics
-    tls_config:
-      ca_file: {stack.cert}
-      server_name: localhost
-    static_configs:
-      - targets: ["localhost:{stack.https_port}"]
-""")
+        config.write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(RULES)],
+            "scrape_configs": [job],
+        }))
         self.log = open(self.dir / "prometheus.log", "wb")
         self.proc = subprocess.Popen(
             ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'data'}",
@@ -202,6 +200,8 @@ def test_prometheus_counts_a_known_burst_per_route_and_status_over_the_pool(make
     groups = requests.get(prom.url + "/api/v1/rules", timeout=10).json()["data"]["groups"]
     assert {g["name"] for g in groups} == {"hashd.recording", "hashd.alerts"}
     assert all(r["health"] == "ok" for g in groups for r in g["rules"]), groups
+    # The job's relabelling names the VM by host, as the rules' joins expect.
+    assert prom.query('up{job="hashd"}')[0][0]["instance"] == "localhost"
 
 
 @pytest.mark.slow
@@ -240,6 +240,10 @@ def test_counters_survive_a_killed_process(make_stack, prometheus_for):
         ("/v1/hash", "POST", "400"): 3,
         ("unmatched", "GET", "404"): 2,
     }
+    # ... which the recording rules turn into a rate for this VM (a series' first sample is
+    # no increase to Prometheus: this second burst is).
+    wait_for(lambda: prom.query('instance:hashd_requests:rate5m{instance="localhost"} > 0'), 30,
+             "the recording rules to see the second burst")
 
 
 def test_metrics_exposition_is_valid_and_complete(stack):
