@@ -42,22 +42,25 @@ FAST_HASHING = {"HASHD_COST_DEFAULT": "4", "HASHD_COST_MIN": "4"}
 class Prometheus:
     """A Prometheus server scraping one stack every second."""
 
-    def __init__(self, stack):
+    def __init__(self, stack, nginx_exporter=None):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="hashd-prometheus-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # The operators' scrape job (prometheus-local.yml), pointed at this stack: its scheme,
         # path and relabelling are what is tested, with the stack's address and certificate.
-        job = next(j for j in yaml.safe_load(SERVER_CONFIG.read_text())["scrape_configs"]
-                   if j["job_name"] == "hashd")
+        jobs = {j["job_name"]: j for j in yaml.safe_load(SERVER_CONFIG.read_text())["scrape_configs"]}
+        job = jobs["hashd"]
         job["static_configs"] = [{"targets": [f"localhost:{stack.https_port}"]}]
         job["tls_config"]["ca_file"] = str(stack.cert)
-        job["scrape_interval"] = "1s"
+        scrape = [job]
+        if nginx_exporter:
+            jobs["nginx"]["static_configs"] = [{"targets": [f"localhost:{nginx_exporter}"]}]
+            scrape.append(jobs["nginx"])
         config = self.dir / "prometheus.yml"
         config.write_text(yaml.safe_dump({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(RULES)],
-            "scrape_configs": [job],
+            "scrape_configs": scrape,
         }))
         self.log = open(self.dir / "prometheus.log", "wb")
         self.proc = subprocess.Popen(
@@ -104,12 +107,14 @@ class Prometheus:
         return result[0][1]
 
     def scraped_after(self, moment):
-        """Waits for a successful scrape that started after `moment` (time.time())."""
+        """Waits until every target has been scraped successfully after `moment`
+        (time.time())."""
         def fresh():
             # timestamp() of the selector itself: of `up == 1` it would be the query's time.
-            scraped = self.query('timestamp(up{job="hashd"})')
-            return scraped and scraped[0][1] > moment and self.value('up{job="hashd"}') == 1
-        wait_for(fresh, 30, "a Prometheus scrape of the stack")
+            scraped = self.query("timestamp(up)")
+            return (scraped and all(t > moment for _, t in scraped)
+                    and all(v == 1 for _, v in self.query("up")))
+        wait_for(fresh, 30, "a Prometheus scrape of every target")
 
     def requests_by_series(self):
         """{(route, method, status): count} of hashd_requests_total, scrapes left out."""
@@ -121,8 +126,8 @@ class Prometheus:
 def prometheus_for():
     started = []
 
-    def start(stack):
-        p = Prometheus(stack)
+    def start(stack, **kwargs):
+        p = Prometheus(stack, **kwargs)
         started.append(p)
         return p
 
@@ -265,3 +270,61 @@ def test_metrics_exposition_is_valid_and_complete(stack):
     code, body = stack.status("/metrics")
     assert code == 200
     assert set(FAMILIES) <= {l.split()[2] for l in body.splitlines() if l.startswith("# TYPE ")}
+
+
+@pytest.fixture
+def nginx_exporter():
+    """prometheus-nginx-exporter (Debian's) reading a stack's stub_status; its port."""
+    started = []
+
+    def start(stack):
+        port = free_port()
+        proc = subprocess.Popen(
+            ["prometheus-nginx-exporter",
+             f"-nginx.scrape-uri=unix:{stack.run_dir / 'status.sock'}:/nginx_status",
+             f"-web.listen-address=127.0.0.1:{port}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(proc)
+
+        def answers():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).ok
+            except requests.RequestException:
+                return False
+        wait_for(answers, 30, "prometheus-nginx-exporter")
+        return port
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.mark.slow
+def test_rate_limited_requests_show_as_requests_nginx_answered_itself(make_stack, prometheus_for,
+                                                                     nginx_exporter):
+    """The 429 signal of the alert rules (HashdRequestsRefusedByNginx): requests counted by
+    nginx (stub_status, through the exporter) but never answered by the app."""
+    stack = make_stack(processes=1, app_env=FAST_HASHING,
+                       nginx={"hash_rate": "1r/m", "hash_burst": 1})
+    prom = prometheus_for(stack, nginx_exporter=nginx_exporter(stack))
+    wait_for(lambda: prom.query('up{job="nginx",instance="localhost"} == 1'), 30,
+             "Prometheus to scrape the nginx exporter")
+    settle(prom)
+    nginx_before = prom.value('nginx_http_requests_total')
+    app_before = prom.value('sum(hashd_requests_total)')
+
+    statuses = [stack.post("/v1/hash", json={"password": "pw-limited", "cost": 4}).status_code
+                for _ in range(20)]
+    limited = statuses.count(429)
+    assert limited >= 15 and statuses.count(200) == 20 - limited, statuses
+    settle(prom)
+
+    answered_by_nginx = ((prom.value('nginx_http_requests_total') - nginx_before)
+                         - (prom.value('sum(hashd_requests_total)') - app_before))
+    # At least every 429; a few more are the exporter's own stub_status reads, which nginx
+    # answers itself too (one a second here).
+    assert answered_by_nginx >= limited
+    wait_for(lambda: prom.query(
+        'instance:nginx_requests_not_forwarded:rate5m{instance="localhost"} > 0'), 30,
+        "the recording rule to see the refused requests")
