@@ -14,9 +14,11 @@ namespace hashd {
 
 class Metrics {
   public:
-    // Maps (creating if needed) the shared region under config.runtime_dir and claims the slot
-    // of config.instance. A restarted process takes its old slot back, so counters never go
-    // backwards while the VM is up.
+    // Maps (creating if needed) the shared region config.runtime_dir + "/metrics.shm" and
+    // claims the slot of config.instance. A restarted process takes its old slot back, so
+    // counters never go backwards while the VM is up. Fails (500, "metrics_unavailable") when
+    // the directory is missing or not writable, or ("metrics_slot_taken") when another live
+    // process holds the same instance's slot for ~3 s.
     static Result<std::unique_ptr<Metrics>> Open(const Config& config);
     virtual ~Metrics() = default;
 
@@ -32,6 +34,10 @@ class Metrics {
     virtual void AddBusyWorkers(int delta) = 0;
     virtual void SetWorkers(int count) = 0;
 
+    // The Prometheus text exposition (format 0.0.4) of the whole pool: counters and
+    // histograms summed over every process that ever used the region, gauges over the live
+    // ones. Label values outside the fixed sets (routes, methods, statuses, ...) are counted
+    // under "other"; costs outside 4..31 are not recorded.
     virtual std::string Render() const = 0;
 };
 
