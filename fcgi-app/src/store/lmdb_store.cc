@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <mutex>
 #include <system_error>
 #include <utility>
 
@@ -14,8 +15,20 @@ namespace {
 // holds one for its duration. P x HASHD_THREADS stays far below this.
 constexpr unsigned kMaxReaders = 1024;
 
+MDB_val Val(std::string_view bytes) {
+    return MDB_val{bytes.size(), const_cast<char*>(bytes.data())};
+}
+
+ApiError OpenError(const std::string& directory, std::string_view what, int rc) {
+    return {500, "store_open_failed",
+            "Cannot open the LMDB message store in " + directory + " (" + std::string(what) +
+                "): " + mdb_strerror(rc)};
+}
+
+}  // namespace
+
 // Aborts the transaction unless it was handed to mdb_txn_commit (which frees it either way).
-class Txn {
+class LmdbStore::Txn {
   public:
     Txn() = default;
     Txn(const Txn&) = delete;
@@ -30,18 +43,6 @@ class Txn {
   private:
     MDB_txn* txn_ = nullptr;
 };
-
-MDB_val Val(std::string_view bytes) {
-    return MDB_val{bytes.size(), const_cast<char*>(bytes.data())};
-}
-
-ApiError OpenError(const std::string& directory, std::string_view what, int rc) {
-    return {500, "store_open_failed",
-            "Cannot open the LMDB message store in " + directory + " (" + std::string(what) +
-                "): " + mdb_strerror(rc)};
-}
-
-}  // namespace
 
 Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const std::string& directory,
                                                    std::size_t map_size) {
@@ -74,6 +75,21 @@ Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const std::string& directory,
     return std::unique_ptr<LmdbStore>(new LmdbStore(std::move(env), dbi));
 }
 
+int LmdbStore::Begin(Txn& txn, unsigned flags, std::shared_lock<std::shared_mutex>& lock) {
+    lock = std::shared_lock(resize_);
+    int rc = txn.Begin(env_.get(), flags);
+    if (rc != MDB_MAP_RESIZED) return rc;
+    // Another process grew the map past ours (a larger HASHD_LMDB_MAP_SIZE): adopt its size,
+    // which LMDB allows only while this process has no transaction open.
+    lock.unlock();
+    {
+        std::unique_lock exclusive(resize_);
+        mdb_env_set_mapsize(env_.get(), 0);
+    }
+    lock.lock();
+    return txn.Begin(env_.get(), flags);
+}
+
 ApiError LmdbStore::Failure(int rc) {
     if (rc == MDB_MAP_FULL || rc == ENOSPC) return StoreFull(Backend());
     if (rc == MDB_READERS_FULL) {
@@ -84,8 +100,9 @@ ApiError LmdbStore::Failure(int rc) {
 }
 
 Status LmdbStore::Put(std::string_view digest, std::string_view message) {
-    Txn txn;
-    if (int rc = txn.Begin(env_.get(), 0); rc != 0) return Failure(rc);
+    std::shared_lock<std::shared_mutex> lock;
+    Txn txn;  // declared after the lock: aborted before it is released
+    if (int rc = Begin(txn, 0, lock); rc != 0) return Failure(rc);
     MDB_val key = Val(digest);
     MDB_val value = Val(message);
     int rc = mdb_put(txn.get(), dbi_, &key, &value, MDB_NOOVERWRITE);
@@ -96,8 +113,9 @@ Status LmdbStore::Put(std::string_view digest, std::string_view message) {
 }
 
 Result<std::optional<std::string>> LmdbStore::Get(std::string_view digest) {
+    std::shared_lock<std::shared_mutex> lock;
     Txn txn;
-    if (int rc = txn.Begin(env_.get(), MDB_RDONLY); rc != 0) return Failure(rc);
+    if (int rc = Begin(txn, MDB_RDONLY, lock); rc != 0) return Failure(rc);
     MDB_val key = Val(digest);
     MDB_val value{};
     int rc = mdb_get(txn.get(), dbi_, &key, &value);
@@ -110,8 +128,9 @@ Result<std::optional<std::string>> LmdbStore::Get(std::string_view digest) {
 Status LmdbStore::Check() {
     int stale = 0;
     mdb_reader_check(env_.get(), &stale);
+    std::shared_lock<std::shared_mutex> lock;
     Txn txn;
-    if (int rc = txn.Begin(env_.get(), MDB_RDONLY); rc != 0) return Failure(rc);
+    if (int rc = Begin(txn, MDB_RDONLY, lock); rc != 0) return Failure(rc);
     return Ok{};
 }
 

@@ -17,12 +17,15 @@
 //
 // Space: the file grows up to the map size (HASHD_LMDB_MAP_SIZE) and no further. When full,
 // Put() answers 507 store_full and reads keep working; the operator raises the map size and
-// restarts. Deleted space is reused, but messages are never deleted by hashd.
+// restarts the processes. During such a rolling restart a process with the old, smaller map
+// sees another one grow the file (MDB_MAP_RESIZED) and adopts the new size: all transactions
+// of the process hold a shared lock that the adoption takes exclusively, as LMDB requires.
 
 #include <lmdb.h>
 
 #include <cstddef>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 
 #include "message_store.h"
@@ -48,10 +51,15 @@ class LmdbStore final : public MessageStore {
     using EnvPtr = std::unique_ptr<MDB_env, EnvCloser>;
 
     LmdbStore(EnvPtr env, MDB_dbi dbi) : env_(std::move(env)), dbi_(dbi) {}
+    class Txn;
+    // Begins a transaction while holding `lock` (shared), adopting a map grown by another
+    // process on the way.
+    int Begin(Txn& txn, unsigned flags, std::shared_lock<std::shared_mutex>& lock);
     ApiError Failure(int rc);
 
     EnvPtr env_;
     MDB_dbi dbi_;
+    std::shared_mutex resize_;  // shared: any transaction; exclusive: adopting a new map size
 };
 
 }  // namespace hashd
