@@ -44,13 +44,17 @@
 // was waiting for the lock then notices that the path now names another inode and starts
 // over with the new file. An upgrade therefore starts counting from zero (Prometheus sees one
 // counter reset per series, which rate() handles); processes of the old binary keep writing
-// to the old, unlinked file until they are restarted too, which a package upgrade does.
+// to the old, unlinked file until they are restarted too, which a package upgrade does (while
+// both kinds run, a scrape answered by an old process shows the old region: a few seconds of
+// counters jumping between the two, again only resets to Prometheus). An upgrade that keeps
+// the layout keeps the region and its counts.
 //
 // Cardinality. Every label comes from a fixed table: routes from the router (never the raw
 // path), a fixed set of methods, the HTTP statuses hashd and nginx produce plus "other",
 // costs 4..31, store backends and ops, shed reasons. So the region has a fixed size (about
 // 23 KiB per slot, 1.5 MiB for the default 64 slots) and a client cannot create series.
-// Series with only zeros are not rendered, so a scrape stays small (a few hundred lines).
+// Series that never counted anything are not rendered, so a scrape stays small (a few
+// hundred lines); the exception is the error series that alerts need before the first error.
 // Never add a label with client-chosen values (client addresses, digests, paths): abusive
 // clients are found in the logs.
 //
