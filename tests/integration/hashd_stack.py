@@ -110,7 +110,7 @@ class Stack:
             "HASHD_PROCESSES": str(processes),
             "HASHD_HTTPS_PORT": str(self.https_port),
             "HASHD_HTTP_PORT": str(self.http_port),
-            "HASHD_FCGI_BIN": str(self.binary),
+            "HASHD_FCGI_BIN": str(self.root / "hashd-fcgi"),
             "HASHD_LOG": "stderr",
         })
         env.update({k: str(v) for k, v in (app_env or {}).items()})
@@ -122,7 +122,10 @@ class Stack:
 
     def start(self):
         if not os.access(self.binary, os.X_OK):
-            raise StackError(f"{self.binary} does not exist: run `make build` first")
+            raise StackError(f"{self.binary} does not exist: run `make build` (`make build-asan`)")
+        # A private copy: a rebuild during the run must not swap the binary under a
+        # process that run-local restarts.
+        shutil.copy2(self.binary, self.root / "hashd-fcgi")
         self.output = open(self.root / "run-local.out", "wb")
         self.proc = subprocess.Popen([str(RUN_LOCAL), "--quiet"], cwd=REPO, env=self.env,
                                      stdin=subprocess.DEVNULL, stdout=self.output,

@@ -146,6 +146,32 @@ def test_tls_1_2_and_1_3_only_with_forward_secret_aead_ciphers(stack):
         assert "ALERT_PROTOCOL_VERSION" in str(refused.value), refused.value
 
 
+def tls12_cipher_accepted(stack, cipher):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(str(stack.cert))
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(cipher + ":@SECLEVEL=0")
+    try:
+        with socket.create_connection(("127.0.0.1", stack.https_port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost"):
+                return True
+    except ssl.SSLError as e:
+        assert "HANDSHAKE_FAILURE" in str(e) or "NO_SHARED_CIPHER" in str(e), e
+        return False
+
+
+def test_tls_1_2_offers_exactly_the_mozilla_intermediate_ciphers(stack):
+    # The local certificate is ECDSA, so the ECDSA half of the list is what can be offered.
+    accepted = ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                "ECDHE-ECDSA-CHACHA20-POLY1305"]
+    refused = ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384", "ECDHE-ECDSA-AES128-SHA256",
+               "AES128-GCM-SHA256", "AES256-SHA", "DHE-RSA-AES128-GCM-SHA256",
+               "ECDHE-ECDSA-NULL-SHA", "AECDH-AES128-SHA", "ECDHE-ECDSA-AES128-CCM",
+               "ECDHE-ECDSA-ARIA128-GCM-SHA256", "ECDHE-ECDSA-CAMELLIA128-SHA256"]
+    assert [c for c in accepted if not tls12_cipher_accepted(stack, c)] == []
+    assert [c for c in refused if tls12_cipher_accepted(stack, c)] == []
+
+
 def test_certificate_verifies_for_localhost_and_127_0_0_1(stack):
     # Clients pinning the shipped certificate check the host name (shared/NOTES.md).
     for host in ("localhost", "127.0.0.1"):
