@@ -59,11 +59,12 @@ def wait_for(predicate, timeout, what, interval=0.05):
         time.sleep(interval)
 
 
-# The per-client limits of a test stack unless the test sets its own (see Stack).
-UNLIMITED = {
+# nginx settings of a test stack unless the test sets its own (see Stack).
+TEST_NGINX = {
     "hash_rate": "100000r/s", "hash_burst": 100000,
     "general_rate": "100000r/s", "general_burst": 100000,
     "conn_per_client": 100000,
+    "fastcgi_read_timeout": "300s",
 }
 
 
@@ -76,10 +77,12 @@ class Stack:
             r = stack.get("/gethash/pw/")
 
     app_env: HASHD_* settings for the app (HASHD_THREADS also sizes nginx's max_conns).
-    nginx: overrides of nginx/defaults.yml, without the "hashd_nginx_" prefix. The
-    per-client limits start far out of the way (UNLIMITED below): every test client is
-    127.0.0.1, and a suite of quick requests would otherwise trip them by accident. A test
-    of a limit sets that limit's rate and burst itself.
+    nginx: overrides of nginx/defaults.yml, without the "hashd_nginx_" prefix. A test
+    stack starts from TEST_NGINX below, which moves two kinds of limits out of the way:
+    the per-client limits (every test client is 127.0.0.1, and a suite of quick requests
+    would trip them by accident) and nginx's timeout for the app's answer (a wall-clock
+    limit; on a loaded machine a cost-12 hash can take seconds). A test of a limit sets
+    it itself.
     ready_path: what must answer 200 before the stack counts as started (/healthz for a
     stack whose store is meant to be down).
     """
@@ -114,7 +117,7 @@ class Stack:
             "HASHD_LOG": "stderr",
         })
         env.update({k: str(v) for k, v in (app_env or {}).items()})
-        for name, value in {**UNLIMITED, **(nginx or {})}.items():
+        for name, value in {**TEST_NGINX, **(nginx or {})}.items():
             env["HASHD_NGINX_" + name.upper()] = value if isinstance(value, str) else json.dumps(value)
         self.env = env
 

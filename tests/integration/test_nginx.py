@@ -3,6 +3,7 @@ the concurrency cap, retries when a process dies, log redaction, /metrics access
 local stack's own start and stop. Every test runs the real stack (conftest.py)."""
 
 import json
+import pathlib
 import signal
 import socket
 import ssl
@@ -275,6 +276,44 @@ def test_access_log_is_json_with_the_fields_operators_need(stack):
     float(entry["request_time"])
 
 
+def test_access_log_through_syslog_is_json_with_client_fields_capped(make_stack, tmp_path_factory):
+    # Production sends the access log to journald's syslog socket, one datagram per line.
+    # A socket of the test's own receives exactly what journald would.
+    directory = tmp_path_factory.mktemp("syslog")
+    directory.chmod(0o755)  # nginx's workers (www-data under root) send to it
+    for parent in directory.parents:
+        if str(parent).startswith("/tmp/pytest-of-"):
+            parent.chmod(0o755)
+    path = directory / "log.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(path))
+    path.chmod(0o666)
+    receiver.settimeout(10)
+    try:
+        stack = make_stack(processes=1, nginx={
+            "access_log": f"syslog:server=unix:{path},tag=nginx_access,nohostname"})
+        sent = [
+            stack.get("/healthz"),
+            stack.get("/healthz", headers={"User-Agent": "\"\\" * 3000}),
+            stack.get("/x" + "%01" * 1000),
+            stack.get("/gethash/" + secret() + "/", headers={"User-Agent": "a" * 5000}),
+        ]
+        wanted = {r.headers["X-Request-Id"] for r in sent}
+        entries = {}
+        while not wanted <= set(entries):
+            datagram = receiver.recv(65536).decode()
+            prefix, _, line = datagram.partition(" nginx_access: ")
+            assert prefix.startswith("<") and line, datagram[:200]
+            entry = json.loads(line)  # whole, not cut
+            entries[entry["request_id"]] = entry
+    finally:
+        receiver.close()
+    long_ua, control_path, gethash = (entries[r.headers["X-Request-Id"]] for r in sent[1:])
+    assert long_ua["user_agent"] == "\"\\" * 75
+    assert control_path["path"] == "/x" and control_path["status"] == "404"
+    assert gethash["path"] == "/gethash/[redacted]/" and gethash["user_agent"] == "a" * 150
+
+
 @pytest.mark.parametrize("template", [
     "/gethash/{}/", "/gethash/{}", "/GETHASH/{}/", "//gethash/{}/", "/%67ethash/{}/",
     "/gethash/{}/?x=1",
@@ -383,13 +422,34 @@ def test_post_is_retried_on_another_process_when_one_dies_mid_request(make_stack
 # --- The local stack itself --------------------------------------------------------------------
 
 
+def nginx_is_shutting_down(stack):
+    """True once nginx's workers have taken the graceful stop (they rename themselves)."""
+    master = str(stack.nginx_pid())
+    for proc in pathlib.Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "stat").read_text().rsplit(")", 1)[1].split()[1] == master:
+                if b"shutting down" in (proc / "cmdline").read_bytes():
+                    return True
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return False
+
+
 def test_stop_finishes_requests_in_flight_and_exits_cleanly(make_stack):
-    stack = make_stack(processes=1, app_env={"HASHD_THREADS": 1, "HASHD_COST_MAX": 14})
-    pending = in_background(stack.post, "/v1/hash", json={"password": "slow", "cost": 14})
-    wait_for(lambda: stack.requests_in_flight() >= 2, 30, "the request to be in flight")
-    assert stack.stop() == 0
+    # The process is held (SIGSTOP) so the request is certainly in flight when the stop
+    # begins, whatever the machine's speed; it is let go once nginx is shutting down.
+    stack = make_stack(processes=1, app_env={"HASHD_THREADS": 1, "HASHD_QUEUE_DEADLINE_MS": 600000})
+    stack.signal(1, signal.SIGSTOP)
+    try:
+        pending = in_background(stack.post, "/v1/hash", json={"password": "held", "cost": 10})
+        wait_for(lambda: stack.requests_in_flight() >= 2, 30, "the request to be in flight")
+        stopping = in_background(stack.stop)
+        wait_for(lambda: nginx_is_shutting_down(stack), 30, "nginx to begin its graceful stop")
+    finally:
+        stack.signal(1, signal.SIGCONT)
     r = pending()
-    assert r.status_code == 200 and r.json()["cost"] == 14
+    assert r.status_code == 200 and r.json()["cost"] == 10
+    assert stopping() == 0
     assert [e["returncode"] for e in stack.events()] == [0, 0]  # nginx, then hashd-1
 
 
