@@ -90,7 +90,6 @@ def test_production_configuration_passes_nginx_t(tmp_path):
         tmp_path,
         f"hashd_nginx_tls_certificate={cert}", f"hashd_nginx_tls_certificate_key={key}",
         f"hashd_nginx_pid_file={tmp_path}/nginx.pid", f"hashd_nginx_temp_dir={tmp_path}",
-        f"hashd_nginx_error_log={tmp_path}/error.log",
         'hashd_nginx_trusted_proxies=["130.211.0.0/22", "35.191.0.0/16", "203.0.113.10"]',
         'hashd_nginx_metrics_allow=["10.128.0.0/9"]',
         'hashd_nginx_listen_addresses=["0.0.0.0", "[::]"]', "hashd_processes=4")
@@ -99,6 +98,7 @@ def test_production_configuration_passes_nginx_t(tmp_path):
     assert site.count("server unix:/run/hashd/hashd-4.sock") == 2  # pool and probes
     assert "max_conns=6 " in site  # T=2 x (1 + 2 queued per thread)
     assert "access_log syslog:server=unix:/dev/log,tag=nginx_access,nohostname hashd_json;" in site
+    assert "error_log syslog:server=unix:/dev/log,tag=nginx_error,nohostname error;" in (out / "nginx.conf").read_text()
     check = subprocess.run(["nginx", "-t", "-p", f"{out}/", "-c", "nginx.conf"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert check.returncode == 0, check.stdout
