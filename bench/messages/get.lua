@@ -1,5 +1,6 @@
 -- wrk script: GET /messages/<digest> cycling through the digests listed (one a line) in the
--- file named by the first argument, each thread starting at a different place.
+-- file named by the first argument, each thread starting at a different place. With a second
+-- argument, every request is a GET of that path instead (the transport ceiling).
 local thread_count = 0
 
 function setup(thread)
@@ -8,6 +9,7 @@ function setup(thread)
 end
 
 function init(args)
+    fixed = args[2]
     paths = {}
     for line in io.lines(args[1]) do
         paths[#paths + 1] = "/messages/" .. line
@@ -16,6 +18,9 @@ function init(args)
 end
 
 function request()
+    if fixed then
+        return wrk.format("GET", fixed)
+    end
     index = index % #paths + 1
     return wrk.format("GET", paths[index])
 end
