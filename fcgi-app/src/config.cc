@@ -49,7 +49,7 @@ const std::vector<Setting>& Settings() {
          IntSetting(&Config::cost_min, 4, 31)},
         {"cost-max", "highest cost a client may request or a verified hash may carry (4..31) [14]",
          IntSetting(&Config::cost_max, 4, 31)},
-        {"threads", "FastCGI worker threads per process (1..256) [2]",
+        {"threads", "FastCGI worker threads per process (1..256) [1]",
          IntSetting(&Config::threads, 1, 256)},
         {"legacy-get", "serve GET /gethash/<password>/; 0 answers 410 (0|1) [1]",
          [](Config& c, std::string_view t) {

@@ -18,7 +18,7 @@ struct Config {
     int cost_default = 12;   // cost used when a request names none
     int cost_min = 10;       // lowest cost a client may ask for
     int cost_max = 14;       // highest cost a client may ask for, or a verified hash may carry
-    int threads = 2;         // FastCGI worker threads in this process
+    int threads = 1;         // FastCGI worker threads in this process
     bool legacy_get = true;  // serve GET /gethash/<password>/ (else 410)
     int queue_deadline_ms = 1000;  // requests that waited longer than this are shed (503)
     std::string store = "lmdb:/var/lib/hashd/messages";

@@ -199,7 +199,7 @@ def test_prometheus_counts_a_known_burst_per_route_and_status_over_the_pool(make
     # Every request nginx handed over carried its hand-over time: queue wait was measured.
     assert prom.value(latest("hashd_queue_wait_seconds_count")) - waits_before >= 12
     assert prom.value(latest("hashd_queue_wait_seconds_count") + " > 0") > 0
-    assert prom.value(latest("hashd_workers")) == 4  # 2 processes x HASHD_THREADS=2
+    assert prom.value(latest("hashd_workers")) == 2  # 2 processes x HASHD_THREADS=1
     assert prom.value(latest("hashd_processes")) == 2
 
     # The counts are the pool's: both processes served part of the burst, yet every
@@ -242,7 +242,7 @@ def test_counters_survive_a_killed_process(make_stack, prometheus_for):
     assert prom.value(latest("process_cpu_seconds_total")) >= cpu
     assert prom.value(latest("hashd_processes")) == 2
     # The killed processes' workers are not counted twice.
-    assert prom.value(latest("hashd_workers")) == 4
+    assert prom.value(latest("hashd_workers")) == 2
 
     # And the pool keeps counting into the same series.
     send_burst(stack)
