@@ -13,6 +13,7 @@ Response ErrorResponse(const ApiError& error, const std::string& request_id) {
     response.status = error.status;
     response.body = WriteJson(body);
     response.error_code = error.code;
+    response.error_detail = error.detail;
     if (error.retry_after_seconds > 0)
         response.AddHeader("Retry-After", std::to_string(error.retry_after_seconds));
     return response;

@@ -206,7 +206,8 @@ void FcgiServer::Serve(Worker& worker) {
                  {"DURATION_US", std::to_string(static_cast<long long>(took.count() * 1e6))},
                  {"QUEUE_WAIT_US",
                   std::to_string(static_cast<long long>(queue_wait < 0 ? 0 : queue_wait * 1e6))},
-                 {"ERROR", dispatch.response.error_code}});
+                 {"ERROR", dispatch.response.error_code},
+                 {"ERROR_DETAIL", dispatch.response.error_detail}});
 }
 
 }  // namespace hashd

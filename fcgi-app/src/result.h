@@ -14,6 +14,9 @@ struct ApiError {
     std::string code;             // stable machine-readable code, e.g. "password_too_long"
     std::string message;          // a sentence a person can act on; never contains a secret
     int retry_after_seconds = 0;  // > 0 adds Retry-After (503)
+    // The cause as the operator needs it (e.g. "Connection refused"), for the log only: never
+    // sent to a client, and never holding a secret or a message.
+    std::string detail{};
 };
 
 template <typename T>

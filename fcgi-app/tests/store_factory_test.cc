@@ -83,6 +83,12 @@ TEST(StoreFactory, ParsesRedisUrls) {
 // does not crash or throw. (The integration suite stops and restarts real servers.)
 void ExpectUnavailable(MessageStore& store) {
     const std::string digest(64, 'a');
+    // The first failure carries the reason for the operator's log, without the password.
+    auto first = store.Put(digest, "m");
+    ASSERT_FALSE(first.ok());
+    EXPECT_NE(first.error().detail.find("refused"), std::string::npos) << first.error().detail;
+    EXPECT_EQ(first.error().detail.find("s3cret"), std::string::npos) << first.error().detail;
+    EXPECT_EQ(first.error().message.find("refused"), std::string::npos);  // not for clients
     for (int i = 0; i < 3; ++i) {
         auto put = store.Put(digest, "m");
         ASSERT_FALSE(put.ok());
@@ -100,14 +106,15 @@ void ExpectUnavailable(MessageStore& store) {
 }
 
 TEST(StoreFactory, RedisWithNoServerIsUnavailable) {
-    auto store = OpenMessageStore(WithStore("redis://127.0.0.1:" + std::to_string(ClosedPort())));
+    auto store = OpenMessageStore(
+        WithStore("redis://hashd:s3cret@127.0.0.1:" + std::to_string(ClosedPort())));
     ASSERT_TRUE(store.ok());
     ExpectUnavailable(*store.value());
 }
 
 TEST(StoreFactory, PostgresWithNoServerIsUnavailable) {
-    auto store = OpenMessageStore(
-        WithStore("postgresql://hashd@127.0.0.1:" + std::to_string(ClosedPort()) + "/hashd"));
+    auto store = OpenMessageStore(WithStore(
+        "postgresql://hashd:s3cret@127.0.0.1:" + std::to_string(ClosedPort()) + "/hashd"));
     ASSERT_TRUE(store.ok());
     ExpectUnavailable(*store.value());
 }

@@ -96,7 +96,7 @@ ApiError LmdbStore::Failure(int rc) {
         int stale = 0;
         mdb_reader_check(env_.get(), &stale);
     }
-    return StoreUnavailable(Backend(), 1);
+    return StoreUnavailable(Backend(), 1, std::string("lmdb: ") + mdb_strerror(rc));
 }
 
 Status LmdbStore::Put(std::string_view digest, std::string_view message) {

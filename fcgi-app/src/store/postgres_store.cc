@@ -46,6 +46,14 @@ bool IsOutOfSpace(const PGresult* result) {
     return got != nullptr && std::strncmp(got, "53", 2) == 0 && std::strcmp(got, "53300") != 0;
 }
 
+// libpq's last error on `conn`, first line only: the reason an operator needs (it names the
+// host and the failure, never the password or statement parameters).
+std::string ErrorText(PGconn* conn) {
+    std::string text = conn != nullptr ? PQerrorMessage(conn) : "";
+    text = text.substr(0, text.find('\n'));
+    return text.empty() ? "no error text from libpq" : text;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(std::string_view url,
@@ -97,10 +105,12 @@ Status PostgresStore::Connect(Connection& connection) {
     if (!connection.backoff.Ready(now))
         return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(now));
     auto fail = [&] {
+        std::string reason = connection.conn ? ErrorText(connection.conn.get()) : "out of memory";
         connection.conn.reset();
         const auto failed_at = Clock::now();
         connection.backoff.Failed(failed_at);
-        return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(failed_at));
+        return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(failed_at),
+                                "postgresql connect: " + reason);
     };
 
     // libpq's own connect_timeout (whole seconds, at least 2) only backs up the client-side
@@ -146,6 +156,7 @@ Result<PostgresStore::ResultPtr> PostgresStore::Run(const Send& send) {
     Connection& connection = connections_.Get();
     // A connection that worked before may have gone stale (server restarted): its failure
     // earns one immediate retry on a fresh connection. A fresh one that fails: back off.
+    std::string last_error;
     for (int attempt = 0; attempt < 2; ++attempt) {
         const bool fresh = !connection.conn;
         if (fresh) {
@@ -157,12 +168,14 @@ Result<PostgresStore::ResultPtr> PostgresStore::Run(const Send& send) {
             return result;
         }
         if (result.error().status == 507) return result;  // the server is up, but full
+        last_error = ErrorText(connection.conn.get());
         connection.conn.reset();  // unknown state (timeout mid-query, lost server): start over
         if (fresh) break;
     }
     const auto now = Clock::now();
     connection.backoff.Failed(now);
-    return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(now));
+    return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(now),
+                            "postgresql: " + last_error);
 }
 
 Status PostgresStore::Put(std::string_view digest, std::string_view message) {

@@ -76,10 +76,15 @@ Status RedisStore::Connect(Connection& connection) {
     if (!connection.backoff.Ready(now))
         return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(now));
     auto fail = [&] {
+        std::string reason = connection.context && connection.context->err
+                                 ? connection.context->errstr
+                                 : "connected, but AUTH/SELECT failed or timed out";
         connection.context.reset();
         const auto failed_at = Backoff::Clock::now();
         connection.backoff.Failed(failed_at);
-        return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(failed_at));
+        return StoreUnavailable(
+            Backend(), connection.backoff.RetryAfterSeconds(failed_at),
+            "redis " + address_.host + ":" + std::to_string(address_.port) + ": " + reason);
     };
     const timeval tv = ToTimeval(timeout_);
     connection.context.reset(redisConnectWithTimeout(address_.host.c_str(), address_.port, tv));
@@ -119,6 +124,7 @@ Result<RedisStore::ReplyPtr> RedisStore::Command(const std::vector<std::string_v
     // A connection that worked before may have gone stale (Redis restarted, idle timeout):
     // its failure earns one immediate retry on a fresh connection. A fresh one that fails
     // means Redis is in trouble: back off.
+    std::string last_error;
     for (int attempt = 0; attempt < 2; ++attempt) {
         const bool fresh = !connection.context;
         if (fresh) {
@@ -133,14 +139,16 @@ Result<RedisStore::ReplyPtr> RedisStore::Command(const std::vector<std::string_v
             // Under maxmemory-policy noeviction, a full Redis refuses writes with -OOM.
             if (error.starts_with("OOM")) return StoreFull(Backend());
             // LOADING, READONLY, MASTERDOWN, BUSY...: the server is there but cannot serve.
-            return StoreUnavailable(Backend(), 1);
+            return StoreUnavailable(Backend(), 1, "redis replied " + std::string(error));
         }
+        last_error = connection.context->errstr;
         connection.context.reset();  // I/O error or timeout: the protocol state is unknown
         if (fresh) break;
     }
     const auto now = Backoff::Clock::now();
     connection.backoff.Failed(now);
-    return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(now));
+    return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(now),
+                            "redis: " + last_error);
 }
 
 Status RedisStore::Put(std::string_view digest, std::string_view message) {

@@ -5,11 +5,11 @@
 
 namespace hashd {
 
-ApiError StoreUnavailable(std::string_view backend, int retry_after_seconds) {
+ApiError StoreUnavailable(std::string_view backend, int retry_after_seconds, std::string detail) {
     return {503, "store_unavailable",
             "The message store (" + std::string(backend) +
                 ") is unavailable right now; retry after the Retry-After delay.",
-            std::max(1, retry_after_seconds)};
+            std::max(1, retry_after_seconds), std::move(detail)};
 }
 
 ApiError StoreFull(std::string_view backend) {

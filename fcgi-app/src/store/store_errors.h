@@ -13,7 +13,9 @@
 
 namespace hashd {
 
-ApiError StoreUnavailable(std::string_view backend, int retry_after_seconds);
+// `detail` is the backend's own reason (logged, never sent).
+ApiError StoreUnavailable(std::string_view backend, int retry_after_seconds,
+                          std::string detail = {});
 ApiError StoreFull(std::string_view backend);
 
 }  // namespace hashd
