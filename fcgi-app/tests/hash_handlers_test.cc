@@ -50,6 +50,8 @@ struct BadInput {
     std::string body;
     int status;
     std::string code;
+    // gtest prints parameters in failure messages: show the body, not the struct's bytes.
+    friend void PrintTo(const BadInput& input, std::ostream* out) { *out << input.body; }
 };
 
 class HashHandlerRejects : public ::testing::TestWithParam<BadInput> {};
@@ -80,7 +82,10 @@ INSTANTIATE_TEST_SUITE_P(
                       BadInput{R"({"pass":"x"})", 400, "missing_field"},
                       BadInput{R"({"password":"x")", 400, "invalid_json"},
                       BadInput{R"(["password"])", 400, "invalid_json"},
-                      BadInput{R"({"password":"x","password":"y"})", 400, "invalid_json"}));
+                      BadInput{R"({"password":"x","password":"y"})", 400, "invalid_json"}),
+    [](const ::testing::TestParamInfo<BadInput>& param_info) {
+        return param_info.param.code + "_" + std::to_string(param_info.index);
+    });
 
 TEST(HashHandler, AcceptsExactly72BytesOfMultibyteText) {
     Harness h;
