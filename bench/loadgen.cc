@@ -205,6 +205,7 @@ class LoadGen {
     // Returns >0 bytes, 0 on EOF, -1 on would-block (interest set), -2 on error.
     long ReadSome(Conn* c, char* buf, size_t len);
     long WriteSome(Conn* c, const char* buf, size_t len);
+    long SslShortfall(Conn* c, int n);
     void Report(double window);
 
     Options o_;
@@ -332,7 +333,12 @@ long LoadGen::ReadSome(Conn* c, char* buf, size_t len) {
     }
     ERR_clear_error();
     const int n = SSL_read(c->ssl, buf, static_cast<int>(len));
-    if (n > 0) return n;
+    return n > 0 ? n : SslShortfall(c, n);
+}
+
+// What a non-positive SSL_read/SSL_write result means: -1 wait (the event to wait for is
+// armed), 0 the peer closed, -2 a failure.
+long LoadGen::SslShortfall(Conn* c, int n) {
     switch (SSL_get_error(c->ssl, n)) {
         case SSL_ERROR_WANT_READ:
             Watch(c, EPOLLIN);
@@ -360,16 +366,8 @@ long LoadGen::WriteSome(Conn* c, const char* buf, size_t len) {
     ERR_clear_error();
     const int n = SSL_write(c->ssl, buf, static_cast<int>(len));
     if (n > 0) return n;
-    switch (SSL_get_error(c->ssl, n)) {
-        case SSL_ERROR_WANT_READ:
-            Watch(c, EPOLLIN);
-            return -1;
-        case SSL_ERROR_WANT_WRITE:
-            Watch(c, EPOLLOUT);
-            return -1;
-        default:
-            return -2;
-    }
+    const long shortfall = SslShortfall(c, n);
+    return shortfall == 0 ? -2 : shortfall;  // a close while writing is a failure
 }
 
 // Runs one connection's state machine as far as it goes without blocking.
