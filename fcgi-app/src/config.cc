@@ -23,20 +23,13 @@ bool ParseInt(std::string_view text, long long lo, long long hi, long long& out)
     return true;
 }
 
-auto IntSetting(int Config::*field, long long lo, long long hi) {
+// A numeric setting stored in `field`, accepted within [lo, hi].
+template <typename Number>
+auto NumberSetting(Number Config::*field, long long lo, long long hi) {
     return [=](Config& c, std::string_view text) {
         long long v = 0;
         if (!ParseInt(text, lo, hi, v)) return false;
-        c.*field = static_cast<int>(v);
-        return true;
-    };
-}
-
-auto SizeSetting(std::size_t Config::*field, long long lo, long long hi) {
-    return [=](Config& c, std::string_view text) {
-        long long v = 0;
-        if (!ParseInt(text, lo, hi, v)) return false;
-        c.*field = static_cast<std::size_t>(v);
+        c.*field = static_cast<Number>(v);
         return true;
     };
 }
@@ -44,13 +37,13 @@ auto SizeSetting(std::size_t Config::*field, long long lo, long long hi) {
 const std::vector<Setting>& Settings() {
     static const std::vector<Setting> settings = {
         {"cost-default", "bcrypt cost when a request names none (4..31, within min..max) [12]",
-         IntSetting(&Config::cost_default, 4, 31)},
+         NumberSetting(&Config::cost_default, 4, 31)},
         {"cost-min", "lowest cost a client may request (4..31) [10]",
-         IntSetting(&Config::cost_min, 4, 31)},
+         NumberSetting(&Config::cost_min, 4, 31)},
         {"cost-max", "highest cost a client may request or a verified hash may carry (4..31) [14]",
-         IntSetting(&Config::cost_max, 4, 31)},
+         NumberSetting(&Config::cost_max, 4, 31)},
         {"threads", "FastCGI worker threads per process (1..256) [1]",
-         IntSetting(&Config::threads, 1, 256)},
+         NumberSetting(&Config::threads, 1, 256)},
         {"legacy-get", "serve GET /gethash/<password>/; 0 answers 410 (0|1) [1]",
          [](Config& c, std::string_view t) {
              if (t != "0" && t != "1") return false;
@@ -60,7 +53,7 @@ const std::vector<Setting>& Settings() {
         {"queue-deadline-ms",
          "shed requests (503) that waited longer than this since nginx handed them over; "
          "0 disables (0..600000) [1000]",
-         IntSetting(&Config::queue_deadline_ms, 0, 600000)},
+         NumberSetting(&Config::queue_deadline_ms, 0, 600000)},
         {"store",
          "message store: lmdb:PATH | redis://HOST:PORT/DB | postgresql://... "
          "[lmdb:/var/lib/hashd/messages]",
@@ -72,13 +65,13 @@ const std::vector<Setting>& Settings() {
              return true;
          }},
         {"lmdb-map-size", "bytes the LMDB store may grow to (65536..2^40) [1073741824]",
-         SizeSetting(&Config::lmdb_map_size, 65536, 1LL << 40)},
+         NumberSetting(&Config::lmdb_map_size, 65536, 1LL << 40)},
         {"store-timeout-ms", "connect and command timeout of Redis/PostgreSQL (50..60000) [1000]",
-         IntSetting(&Config::store_timeout_ms, 50, 60000)},
+         NumberSetting(&Config::store_timeout_ms, 50, 60000)},
         {"instance", "this process's number in the VM's pool, 1..metrics-slots [1]",
-         IntSetting(&Config::instance, 1, 4096)},
+         NumberSetting(&Config::instance, 1, 4096)},
         {"metrics-slots", "processes the shared metrics region has room for (1..4096) [64]",
-         IntSetting(&Config::metrics_slots, 1, 4096)},
+         NumberSetting(&Config::metrics_slots, 1, 4096)},
         {"runtime-dir", "directory of the pool-wide metrics region [/run/hashd]",
          [](Config& c, std::string_view t) {
              if (t.empty()) return false;
@@ -98,7 +91,7 @@ const std::vector<Setting>& Settings() {
              return true;
          }},
         {"max-body-bytes", "largest request body read (1024..16777216) [1048576]",
-         SizeSetting(&Config::max_body_bytes, 1024, 16 << 20)},
+         NumberSetting(&Config::max_body_bytes, 1024, 16 << 20)},
     };
     return settings;
 }

@@ -14,12 +14,18 @@ namespace {
 
 constexpr std::string_view kLegacyPrefix = "/gethash/";
 
-Result<BcryptHash> TimedHash(const std::string& password, int cost, const Services& services) {
+// Runs one bcrypt computation at `cost` (a hash or a verification) and records its duration.
+template <typename Operation>
+auto TimedBcrypt(int cost, const Services& services, Operation&& operation) {
     const auto start = std::chrono::steady_clock::now();
-    auto hash = BcryptHashPassword(password, cost);
+    auto result = operation();
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-    if (hash.ok()) services.metrics.RecordHash(cost, took.count());
-    return hash;
+    if (result.ok()) services.metrics.RecordHash(cost, took.count());
+    return result;
+}
+
+Result<BcryptHash> TimedHash(const std::string& password, int cost, const Services& services) {
+    return TimedBcrypt(cost, services, [&] { return BcryptHashPassword(password, cost); });
 }
 
 Response JsonResponse(int status, const Json::Value& body) {
@@ -97,11 +103,9 @@ Response HandleVerify(const Request& request, const Services& services) {
                                   std::to_string(services.config.cost_max) + "."},
                              request.request_id);
 
-    const auto start = std::chrono::steady_clock::now();
-    auto match = BcryptVerify(password.value(), hash);
-    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    auto match = TimedBcrypt(parts.value().cost, services,
+                             [&] { return BcryptVerify(password.value(), hash); });
     if (!match.ok()) return ErrorResponse(match.error(), request.request_id);
-    services.metrics.RecordHash(parts.value().cost, took.count());
 
     Json::Value out(Json::objectValue);
     out["match"] = match.value();
