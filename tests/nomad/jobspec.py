@@ -620,6 +620,9 @@ def check(parsed, overrides=None):
     evaluated = {}
     for name, bodies in jobs.items():
         job = checker.body(JOB, bodies[0], f"job.{name}")
-        validate_job(name, job, f"job.{name}", lambda where, msg: errors.append(f"{where}: {msg}"))
         evaluated[name] = job
+        if errors:
+            # Nomad's parser stops here: a job that does not decode is never validated.
+            continue
+        validate_job(name, job, f"job.{name}", lambda where, msg: errors.append(f"{where}: {msg}"))
     return errors, evaluated

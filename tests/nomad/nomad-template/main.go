@@ -10,6 +10,7 @@
 //	nomadVar "PATH"       the items of a Nomad Variable; an item prints as its value. A
 //	                      missing variable is an error here (Nomad would wait for it)
 //	split SEP STRING      strings.Split, with "" giving no elements
+//	join SEP LIST         strings.Join (`{{ .Tags | join "," }}`)
 //
 // Input (stdin, JSON): {"templates": [{"data", "left_delimiter", "right_delimiter"}],
 // "env": {NAME: VALUE}, "services": {NAME: [registration]}, "variables": {PATH: {KEY: VALUE}}}.
@@ -79,6 +80,7 @@ func functions(req *request) template.FuncMap {
 			}
 			return out, nil
 		},
+		"join": func(sep string, items []string) string { return strings.Join(items, sep) },
 		"split": func(sep, s string) []string {
 			if s == "" {
 				return nil
