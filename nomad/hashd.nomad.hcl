@@ -319,7 +319,7 @@ log_format hashd_json escape=json
     '"limit_req":"$limit_req_status",'
     '"user_agent":"$hashd_log_user_agent"}';
 
-access_log /dev/stdout hashd_json;
+access_log {{ env "NOMAD_ALLOC_DIR" }}/logs/nginx-access.log hashd_json;
 
 # --- Abuse limits (per client; numbers in nginx/defaults.yml) -------------------------------
 
