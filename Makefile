@@ -9,7 +9,7 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deps build build-asan run test unit-test integration-test monitoring-test vm-test bench-smoke bench deb format clean
+.PHONY: all deps build build-asan run test unit-test integration-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test
 
 all: build
 
@@ -30,7 +30,7 @@ run: build
 
 # The whole suite: unit tests (plain and sanitized builds), integration tests against the real
 # local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
-test: unit-test integration-test monitoring-test vm-test bench-smoke
+test: unit-test integration-test monitoring-test vm-test bench-smoke nomad-test
 
 unit-test: build build-asan
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
@@ -46,6 +46,12 @@ monitoring-test: deps
 
 vm-test: deb
 	tests/vm/run
+
+# The Nomad job files: HashiCorp's HCL parser (npm, pinned by tests/nomad/package-lock.json),
+# a check of what Nomad rejects, and the job's tasks run in a local allocation directory.
+nomad-test: build
+	cd tests/nomad && npm ci --no-audit --no-fund --loglevel=error
+	$(PYTEST) tests/nomad
 
 bench-smoke: build
 	bench/run --smoke
