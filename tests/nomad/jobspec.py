@@ -391,7 +391,7 @@ def validate_check(c, where, provider, ports, err):
     elif timeout < 1:
         err(where, f"timeout ({c['timeout']}) is lower than required minimum timeout 1s")
     if c.get("on_update", "require_healthy") not in ("require_healthy", "ignore_warnings", "ignore"):
-        err(where, f"on_update must be require_healthy, ignore_warnings, or ignore")
+        err(where, "on_update must be require_healthy, ignore_warnings, or ignore")
     if provider == "nomad":
         # structs.ServiceCheck.validateNomad
         for field in ("tls_skip_verify", "tls_server_name", "success_before_passing",
@@ -499,7 +499,7 @@ def validate_scaling(s, count, where, err):
         return
     lo, hi = s.get("min", count), s["max"]
     if lo > hi:
-        err(where, f"Scaling policy invalid: maximum count must not be less than minimum count")
+        err(where, "Scaling policy invalid: maximum count must not be less than minimum count")
     if count is not None and count > hi:
         err(where, "Scaling policy invalid: task group count must not be greater than maximum count in scaling policy")
     if count is not None and count < lo:
@@ -539,7 +539,7 @@ def validate_job(name, job, where, err):
             err(here, "Missing tasks for task group")
         count = g.get("count", 1)
         if count < 0:
-            err(here, f"Task group count can't be negative")
+            err(here, "Task group count can't be negative")
         ports = set()
         for network in g.get("network", []):
             for label, port in network.get("port", {}).items():

@@ -2,6 +2,7 @@
 run from the catalogue they would read (tests/nomad/allocation.py says what is Nomad's part
 here and what only a real cluster proves)."""
 
+import contextlib
 import json
 import re
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 import requests
 
 from allocation import Allocation, free_port
-from conftest import EDGE_JOB, HASHD_JOB, REPO, parse_many, check_parsed
+from conftest import EDGE_JOB, HASHD_JOB, check_parsed, parse_many
 
 # The address the client sends from when it goes through HAProxy: not HAProxy's (127.0.0.1),
 # so nginx's log shows whether X-Forwarded-For was believed from the trusted proxy.
@@ -34,24 +35,37 @@ def evaluated(parsed, overrides):
     return name, job
 
 
-@pytest.fixture(scope="module")
-def hashd_alloc(jobs, renderer, certificate, hashd_binary):
-    crt, key = certificate
-    # -var values as a user would give them: the binary under test, the edge's address.
-    name, job = evaluated(jobs[HASHD_JOB], {"hashd_fcgi": str(hashd_binary),
-                                            "trusted_proxies": "127.0.0.1/32"})
-    root = tempfile.mkdtemp(prefix="hashd-nomad-alloc-")
-    alloc = Allocation(root, name, job, "hashd", renderer,
-                       {"nomad/jobs/hashd": {"tls_crt": crt.read_text(), "tls_key": key.read_text()}})
+@contextlib.contextmanager
+def running(parsed, overrides, group, renderer, variables, catalogue=None):
+    """One allocation of the job's `group`, started in a fresh directory and serving (every
+    check of the group passing); stopped and removed afterwards. Yields (alloc, statuses):
+    `statuses` is filled with the tasks' exit statuses once they are stopped."""
+    name, job = evaluated(parsed, overrides)
+    alloc = Allocation(tempfile.mkdtemp(prefix=f"{name}-nomad-alloc-"), name, job, group,
+                       renderer, variables, catalogue=catalogue)
+    statuses = {}
     try:
         alloc.start()
         alloc.wait_until(lambda: all(ok for *_, ok, _ in alloc.run_checks()),
-                         "every check of the group to pass")
-        yield alloc
+                         f"every check of group {group} to pass")
+        yield alloc, statuses
     finally:
-        statuses = alloc.stop()
-        alloc.statuses = statuses
+        statuses.update(alloc.stop())
         alloc.cleanup()
+
+
+def hashd_variables(certificate):
+    crt, key = certificate
+    return {"nomad/jobs/hashd": {"tls_crt": crt.read_text(), "tls_key": key.read_text()}}
+
+
+@pytest.fixture(scope="module")
+def hashd_alloc(jobs, renderer, certificate, hashd_binary):
+    # -var values as a user would give them: the binary under test, the edge's address.
+    overrides = {"hashd_fcgi": str(hashd_binary), "trusted_proxies": "127.0.0.1/32"}
+    with running(jobs[HASHD_JOB], overrides, "hashd", renderer,
+                 hashd_variables(certificate)) as (alloc, _):
+        yield alloc
 
 
 def https(alloc):
@@ -143,21 +157,13 @@ def test_each_task_logs_where_nomad_keeps_logs(hashd_alloc, certificate):
 @pytest.fixture(scope="module")
 def edge_alloc(jobs, renderer, certificate, hashd_alloc):
     crt, key = certificate
-    name, job = evaluated(jobs[EDGE_JOB], {"https_port": free_port(), "http_port": free_port(),
-                                           "prometheus_port": free_port()})
-    root = tempfile.mkdtemp(prefix="hashd-nomad-edge-")
-    alloc = Allocation(root, name, job, "edge", renderer,
-                       {"nomad/jobs/hashd-edge": {"tls_pem": crt.read_text() + key.read_text(),
-                                                  "backend_ca": crt.read_text()}},
-                       catalogue=hashd_alloc.registrations())
-    try:
-        alloc.start()
-        alloc.wait_until(lambda: all(ok for *_, ok, _ in alloc.run_checks()),
-                         "the edge's checks to pass")
+    overrides = {"https_port": free_port(), "http_port": free_port(),
+                 "prometheus_port": free_port()}
+    variables = {"nomad/jobs/hashd-edge": {"tls_pem": crt.read_text() + key.read_text(),
+                                           "backend_ca": crt.read_text()}}
+    with running(jobs[EDGE_JOB], overrides, "edge", renderer, variables,
+                 catalogue=hashd_alloc.registrations()) as (alloc, _):
         yield alloc
-    finally:
-        alloc.stop()
-        alloc.cleanup()
 
 
 def test_promtool_accepts_the_rendered_prometheus_configuration(edge_alloc):
@@ -251,14 +257,7 @@ def _post_from(source, port, crt, headers=None):
 
 def test_stopping_the_tasks_is_clean(jobs, renderer, certificate, hashd_binary):
     """A fresh allocation stopped as Nomad stops one: every task exits 0 on its kill_signal."""
-    crt, key = certificate
-    name, job = evaluated(jobs[HASHD_JOB], {"hashd_fcgi": str(hashd_binary)})
-    alloc = Allocation(tempfile.mkdtemp(prefix="hashd-nomad-stop-"), name, job, "hashd", renderer,
-                       {"nomad/jobs/hashd": {"tls_crt": crt.read_text(), "tls_key": key.read_text()}})
-    try:
-        alloc.start()
-        alloc.wait_until(lambda: all(ok for *_, ok, _ in alloc.run_checks()), "checks")
-    finally:
-        statuses = alloc.stop()
-        alloc.cleanup()
-    assert statuses == {t: 0 for t in job["group"]["hashd"]["task"]}, statuses
+    with running(jobs[HASHD_JOB], {"hashd_fcgi": str(hashd_binary)}, "hashd", renderer,
+                 hashd_variables(certificate)) as (alloc, statuses):
+        tasks = list(alloc.group["task"])
+    assert statuses == {t: 0 for t in tasks}, statuses
