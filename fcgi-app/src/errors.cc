@@ -1,5 +1,6 @@
 #include "errors.h"
 
+#include "http_tables.h"
 #include "json.h"
 
 namespace hashd {
@@ -20,34 +21,9 @@ Response ErrorResponse(const ApiError& error, const std::string& request_id) {
 }
 
 const char* ReasonPhrase(int status) {
-    switch (status) {
-        case 200:
-            return "OK";
-        case 201:
-            return "Created";
-        case 400:
-            return "Bad Request";
-        case 403:
-            return "Forbidden";
-        case 404:
-            return "Not Found";
-        case 405:
-            return "Method Not Allowed";
-        case 410:
-            return "Gone";
-        case 413:
-            return "Payload Too Large";
-        case 415:
-            return "Unsupported Media Type";
-        case 429:
-            return "Too Many Requests";
-        case 503:
-            return "Service Unavailable";
-        case 507:
-            return "Insufficient Storage";
-        default:
-            return status < 500 ? "Client Error" : "Internal Server Error";
-    }
+    const std::size_t i = StatusIndex(status);
+    if (i < std::size(kStatuses)) return kStatuses[i].reason.data();
+    return status < 500 ? "Client Error" : "Internal Server Error";
 }
 
 }  // namespace hashd

@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "errors.h"
+#include "http_tables.h"
 #include "router.h"
 #include "text.h"
 
@@ -54,13 +55,6 @@ double QueueWaitSeconds(const std::string& sent_msec) {
     const auto now = std::chrono::system_clock::now().time_since_epoch();
     const double wait = std::chrono::duration<double>(now).count() - sent;
     return wait < 0 ? 0 : wait;  // nginx's clock is ms-granular and cached per event loop
-}
-
-// Methods as metric labels: a fixed set, so a client cannot mint new series.
-std::string_view MethodLabel(std::string_view method) {
-    for (std::string_view known : {"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
-        if (method == known) return known;
-    return "OTHER";
 }
 
 // Reads the request body. Bodies over the limit are not read; the caller answers 413.

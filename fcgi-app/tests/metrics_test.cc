@@ -234,6 +234,17 @@ TEST_F(MetricsTest, ErrorSeriesExistBeforeTheFirstError) {
     EXPECT_EQ(text.find(R"(backend="redis")"), std::string::npos);
 }
 
+TEST_F(MetricsTest, EveryStatusTheServiceAnswersIsItsOwnSeries) {
+    // 507 (the LMDB map is full) once fell into status="other", out of the 5xx alert's sight.
+    auto m = Open(1);
+    ASSERT_TRUE(m);
+    m->RecordRequest("/messages", "POST", 507, 0.001);
+    const std::string text = m->Render();
+    EXPECT_EQ(Sample(text, R"(hashd_requests_total{route="/messages",method="POST",status="507"})"),
+              1);
+    EXPECT_EQ(text.find(R"(status="other")"), std::string::npos);
+}
+
 TEST_F(MetricsTest, UnknownLabelValuesFallIntoOther) {
     auto m = Open(1);
     ASSERT_TRUE(m);
