@@ -1,6 +1,5 @@
 #include "errors.h"
 
-#include "http_tables.h"
 #include "json.h"
 
 namespace hashd {
@@ -18,12 +17,6 @@ Response ErrorResponse(const ApiError& error, const std::string& request_id) {
     if (error.retry_after_seconds > 0)
         response.AddHeader("Retry-After", std::to_string(error.retry_after_seconds));
     return response;
-}
-
-const char* ReasonPhrase(int status) {
-    const std::size_t i = StatusIndex(status);
-    if (i < std::size(kStatuses)) return kStatuses[i].reason.data();
-    return status < 500 ? "Client Error" : "Internal Server Error";
 }
 
 }  // namespace hashd

@@ -52,6 +52,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <thread>
 
 namespace hashd::metrics {
@@ -63,15 +64,11 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 constexpr std::uint64_t kMagic = 0x314d54454d444853;  // "SHDMETM1" little-endian
 constexpr std::uint64_t kRegionVersion = 1;
+// More than HASHD_METRICS_SLOTS may ever be (4096): a bound on what a header may claim.
+constexpr std::uint64_t kMaxSlots = 1 << 16;
 
 ApiError SystemError(const std::string& what, const std::string& path, int error) {
     return {500, "metrics_unavailable", what + " " + path + ": " + std::strerror(error)};
-}
-
-RegionHeader ExpectedHeader(std::size_t slot_count) {
-    const Layout& l = GetLayout();
-    return {kMagic,     kRegionVersion, l.fingerprint,
-            slot_count, l.slot_bytes,   kHeaderBytes + slot_count * l.slot_bytes};
 }
 
 // Writes a complete, zeroed region to a temporary file and renames it over `path`. The
@@ -122,12 +119,28 @@ struct flock SlotLock(std::size_t slot, short type) {
 
 }  // namespace
 
+RegionHeader ExpectedHeader(std::size_t slot_count) {
+    const Layout& l = GetLayout();
+    return {kMagic,     kRegionVersion, l.fingerprint,
+            slot_count, l.slot_bytes,   kHeaderBytes + slot_count * l.slot_bytes};
+}
+
 bool HeaderUsable(const RegionHeader& header, std::uint64_t file_size, int instance) {
-    const RegionHeader want = ExpectedHeader(header.slot_count);
-    return header.magic == want.magic && header.version == want.version &&
-           header.fingerprint == want.fingerprint && header.slot_bytes == want.slot_bytes &&
-           header.total_bytes == want.total_bytes && file_size >= header.total_bytes &&
-           header.slot_count >= static_cast<std::uint64_t>(instance);
+    // Another process (or a stale file) wrote this header: every size in it is checked, with
+    // overflow in mind, before it decides how much is mapped and how many slots are read.
+    const Layout& layout = GetLayout();
+    if (header.magic != kMagic || header.version != kRegionVersion ||
+        header.fingerprint != layout.fingerprint || header.slot_bytes != layout.slot_bytes)
+        return false;
+    if (instance < 1 || header.slot_count < static_cast<std::uint64_t>(instance) ||
+        header.slot_count > kMaxSlots)
+        return false;
+    std::uint64_t slots_bytes = 0, total = 0;
+    if (__builtin_mul_overflow(header.slot_count, header.slot_bytes, &slots_bytes) ||
+        __builtin_add_overflow(slots_bytes, std::uint64_t{kHeaderBytes}, &total))
+        return false;
+    return header.total_bytes == total && file_size >= total &&
+           total <= std::numeric_limits<std::size_t>::max();
 }
 
 Region::Region(int fd, void* base, std::size_t bytes, std::size_t slot_count, std::size_t own)

@@ -26,6 +26,9 @@ struct RegionHeader {
 constexpr std::size_t kHeaderBytes = 4096;  // keeps slot 1 page- and cache-line-aligned
 static_assert(sizeof(RegionHeader) <= kHeaderBytes);
 
+// The header this binary writes for a region of `slot_count` slots.
+RegionHeader ExpectedHeader(std::size_t slot_count);
+
 // Whether `header`, read from a file of `file_size` bytes, describes a region of this binary's
 // layout that has a slot for `instance` (1-based), so that mapping header.total_bytes and
 // indexing header.slot_count slots stays inside the file.
