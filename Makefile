@@ -49,8 +49,10 @@ vm-test: deb
 
 # The Nomad job files: HashiCorp's HCL parser (npm, pinned by tests/nomad/package-lock.json),
 # a check of what Nomad rejects, and the job's tasks run in a local allocation directory.
+# npm ci runs again only when the lockfile changed since the last install.
 nomad-test: build
-	cd tests/nomad && npm ci --no-audit --no-fund --loglevel=error
+	cd tests/nomad && { cmp -s package-lock.json node_modules/.hashd-installed-lock || \
+	    { npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.hashd-installed-lock; }; }
 	$(PYTEST) tests/nomad
 
 bench-smoke: build
