@@ -364,9 +364,13 @@ def validate_reschedule(r, where, err):
     if function != "constant" and None not in (delay, max_delay) and max_delay < delay:
         err(where, f"Max Delay cannot be less than Delay {r.get('delay')} "
                    f"(got {r.get('max_delay')})")
-    if r.get("unlimited") and r.get("attempts", 0) > 0:
-        err(where, "Reschedule Policy with Attempts = "
-                   f"{r['attempts']} and Unlimited = true is ambiguous")
+    if function != "constant" and max_delay is not None and max_delay < 5:
+        err(where, f"Max Delay cannot be less than 5s (got {r.get('max_delay')})")
+    if r.get("attempts", 0) > 0 and r.get("unlimited"):
+        err(where, "If Attempts >0, Unlimited cannot also be set to true")
+    interval = duration_seconds(r.get("interval", "0"))
+    if not r.get("unlimited") and interval is not None and interval < 15:
+        err(where, f"Interval cannot be less than 15s (got {r.get('interval', '0')})")
 
 
 def validate_check(c, where, provider, ports, err):
@@ -408,6 +412,16 @@ def validate_check(c, where, provider, ports, err):
 
 
 def validate_services(services, where, ports, err):
+    # structs.TaskGroup.validateServices / Service.Validate
+    seen = set()
+    for s in services:
+        key = (s.get("name"), s.get("port"))
+        if key in seen:
+            err(where, f"Service {s.get('name')} is duplicate")
+        seen.add(key)
+        names = [c.get("name") for c in s.get("check", []) if c.get("name")]
+        for name in {n for n in names if names.count(n) > 1}:
+            err(where, f"Check {name} is duplicate in service {s.get('name')}")
     providers = {s.get("provider", "consul") for s in services}
     if len(providers) > 1:
         err(where, "Multiple service providers used: task group services must use the same provider")
@@ -440,6 +454,8 @@ def validate_template(t, where, err):
         err(where, f"Invalid change mode ({mode})")
     if mode == "signal" and not t.get("change_signal"):
         err(where, "Must specify signal value when change mode is signal")
+    if mode == "signal" and t.get("env"):
+        err(where, "cannot use signals with env var templates")
     if mode == "script" and not t.get("change_script"):
         err(where, "Must specify change script configuration value when change mode is script")
     if "perms" in t and not re.fullmatch(r"0?[0-7]{3}", t["perms"]):
@@ -541,6 +557,7 @@ def validate_job(name, job, where, err):
         if count < 0:
             err(here, "Task group count can't be negative")
         ports = set()
+        static_ports = {}
         for network in g.get("network", []):
             for label, port in network.get("port", {}).items():
                 if not PORT_LABEL.match(label):
@@ -548,6 +565,11 @@ def validate_job(name, job, where, err):
                 for field in ("static", "to"):
                     if field in port and not 0 <= port[field] <= 65535:
                         err(f"{here}.network.port.{label}", f"{field} port out of range")
+                if port.get("static"):
+                    if port["static"] in static_ports:
+                        err(f"{here}.network.port.{label}", f"Static port {port['static']} "
+                            f"already reserved by {static_ports[port['static']]}")
+                    static_ports[port["static"]] = label
                 ports.add(label)
         validate_services(g.get("service", []), here, ports, err)
         for tname, t in tasks.items():

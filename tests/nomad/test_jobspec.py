@@ -80,6 +80,10 @@ BROKEN = [
      "number required"),
     ("an invalid service name", 'name     = "hashd-metrics"', 'name     = "hashd_metrics"',
      "RFC 1123"),
+    ("the same service twice", 'name     = "hashd-metrics"\n      port     = "status"',
+     'name     = "hashd-api"\n      port     = "https"', "Service hashd-api is duplicate"),
+    ("a limited reschedule in too short an interval", "unlimited      = true",
+     'attempts       = 3\n      interval       = "10s"', "Interval cannot be less than 15s"),
 ]
 
 
