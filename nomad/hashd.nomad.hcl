@@ -760,12 +760,11 @@ EOT
       }
 
       # Only what differs from the app's compiled defaults (`hashd-fcgi --help`): where the
-      # pool's sockets and metrics live, the store, and logs as JSON lines on stderr, which
-      # Nomad keeps (`nomad alloc logs -stderr ALLOC hashd-1`).
+      # pool's sockets and metrics live, and the store. Logs are JSON lines on stderr (stderr is
+      # not the journal here), which Nomad keeps: `nomad alloc logs -stderr ALLOC hashd-1`.
       env {
         HASHD_RUNTIME_DIR = "${NOMAD_ALLOC_DIR}/tmp"
         HASHD_STORE       = "${var.store}"
-        HASHD_LOG         = "stderr"
       }
 
       # SIGTERM: the app answers /readyz 503 (draining), finishes its in-flight requests and
@@ -793,12 +792,11 @@ EOT
       }
 
       # Only what differs from the app's compiled defaults (`hashd-fcgi --help`): where the
-      # pool's sockets and metrics live, the store, and logs as JSON lines on stderr, which
-      # Nomad keeps (`nomad alloc logs -stderr ALLOC hashd-2`).
+      # pool's sockets and metrics live, and the store. Logs are JSON lines on stderr (stderr is
+      # not the journal here), which Nomad keeps: `nomad alloc logs -stderr ALLOC hashd-2`.
       env {
         HASHD_RUNTIME_DIR = "${NOMAD_ALLOC_DIR}/tmp"
         HASHD_STORE       = "${var.store}"
-        HASHD_LOG         = "stderr"
       }
 
       # SIGTERM: the app answers /readyz 503 (draining), finishes its in-flight requests and
