@@ -27,23 +27,6 @@ ApiError OpenError(const std::string& directory, std::string_view what, int rc) 
 
 }  // namespace
 
-// Aborts the transaction unless it was handed to mdb_txn_commit (which frees it either way).
-class LmdbStore::Txn {
-  public:
-    Txn() = default;
-    Txn(const Txn&) = delete;
-    Txn& operator=(const Txn&) = delete;
-    ~Txn() {
-        if (txn_) mdb_txn_abort(txn_);
-    }
-    int Begin(MDB_env* env, unsigned flags) { return mdb_txn_begin(env, nullptr, flags, &txn_); }
-    int Commit() { return mdb_txn_commit(std::exchange(txn_, nullptr)); }
-    MDB_txn* get() const { return txn_; }
-
-  private:
-    MDB_txn* txn_ = nullptr;
-};
-
 Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const std::string& directory,
                                                    std::size_t map_size) {
     std::error_code ec;
@@ -65,17 +48,19 @@ Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const std::string& directory,
 
     // The unnamed database always exists, so a read-only transaction can open it (and opening
     // works even when the map is full).
-    Txn txn;
+    LmdbTxn txn;
     if (int rc = txn.Begin(env.get(), MDB_RDONLY); rc != 0)
         return OpenError(directory, "first transaction", rc);
     MDB_dbi dbi = 0;
     if (int rc = mdb_dbi_open(txn.get(), nullptr, 0, &dbi); rc != 0)
         return OpenError(directory, "database", rc);
     if (int rc = txn.Commit(); rc != 0) return OpenError(directory, "database", rc);
-    return std::unique_ptr<LmdbStore>(new LmdbStore(std::move(env), dbi));
+    auto queue = LmdbQueue::Open(directory + "/multivac", map_size);
+    if (!queue.ok()) return queue.error();
+    return std::unique_ptr<LmdbStore>(new LmdbStore(std::move(env), dbi, std::move(queue).value()));
 }
 
-int LmdbStore::Begin(Txn& txn, unsigned flags, std::shared_lock<std::shared_mutex>& lock) {
+int LmdbStore::Begin(LmdbTxn& txn, unsigned flags, std::shared_lock<std::shared_mutex>& lock) {
     lock = std::shared_lock(resize_);
     int rc = txn.Begin(env_.get(), flags);
     if (rc != MDB_MAP_RESIZED) return rc;
@@ -101,7 +86,7 @@ ApiError LmdbStore::Failure(int rc) {
 
 Status LmdbStore::Put(std::string_view digest, std::string_view message) {
     std::shared_lock<std::shared_mutex> lock;
-    Txn txn;  // declared after the lock: aborted before it is released
+    LmdbTxn txn;  // declared after the lock: aborted before it is released
     if (int rc = Begin(txn, 0, lock); rc != 0) return Failure(rc);
     MDB_val key = Val(digest);
     MDB_val value = Val(message);
@@ -114,7 +99,7 @@ Status LmdbStore::Put(std::string_view digest, std::string_view message) {
 
 Result<std::optional<std::string>> LmdbStore::Get(std::string_view digest) {
     std::shared_lock<std::shared_mutex> lock;
-    Txn txn;
+    LmdbTxn txn;
     if (int rc = Begin(txn, MDB_RDONLY, lock); rc != 0) return Failure(rc);
     MDB_val key = Val(digest);
     MDB_val value{};
@@ -129,7 +114,7 @@ Status LmdbStore::Check() {
     int stale = 0;
     mdb_reader_check(env_.get(), &stale);
     std::shared_lock<std::shared_mutex> lock;
-    Txn txn;
+    LmdbTxn txn;
     if (int rc = Begin(txn, MDB_RDONLY, lock); rc != 0) return Failure(rc);
     return Ok{};
 }
