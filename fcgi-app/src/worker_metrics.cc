@@ -23,7 +23,10 @@ std::string Number(double value) {
 }
 
 std::string BucketName(std::size_t i) {
-    const std::string le = i < kProcessingBounds.size() ? Number(kProcessingBounds[i]) : "+Inf";
+    char bound[32];
+    if (i < kProcessingBounds.size())
+        std::snprintf(bound, sizeof bound, "%g", kProcessingBounds[i]);
+    const std::string le = i < kProcessingBounds.size() ? bound : "+Inf";
     return "hashd_worker_processing_duration_seconds_bucket{le=\"" + le + "\"}";
 }
 
