@@ -13,7 +13,6 @@
 namespace hashd {
 namespace {
 
-constexpr unsigned kMaxReaders = 1024;
 constexpr std::string_view kSeqKey = "seq";
 constexpr std::string_view kFirstKey = "first";
 
@@ -44,76 +43,31 @@ double Now() {
         .count();
 }
 
-ApiError OpenError(const std::string& directory, std::string_view what, int rc) {
-    return {500, "store_open_failed",
-            "Cannot open the LMDB MultiVAC queue in " + directory + " (" + std::string(what) +
-                "): " + mdb_strerror(rc)};
-}
-
 }  // namespace
 
 Result<std::unique_ptr<LmdbQueue>> LmdbQueue::Open(const std::string& directory,
                                                    std::size_t map_size) {
-    std::error_code ec;
-    std::filesystem::create_directories(directory, ec);
-    if (ec) return OpenError(directory, "creating the directory", ec.value());
-    MDB_env* raw = nullptr;
-    if (int rc = mdb_env_create(&raw); rc != 0) return OpenError(directory, "create", rc);
-    EnvPtr env(raw);
-    if (int rc = mdb_env_set_mapsize(env.get(), map_size); rc != 0)
-        return OpenError(directory, "map size", rc);
-    if (int rc = mdb_env_set_maxreaders(env.get(), kMaxReaders); rc != 0)
-        return OpenError(directory, "max readers", rc);
-    if (int rc = mdb_env_set_maxdbs(env.get(), 3); rc != 0)
-        return OpenError(directory, "max databases", rc);
-    // The files hold client data: readable by hashd's user only.
-    if (int rc = mdb_env_open(env.get(), directory.c_str(), MDB_NOTLS, 0600); rc != 0)
-        return OpenError(directory, "open", rc);
-    int stale = 0;
-    mdb_reader_check(env.get(), &stale);
-
+    auto env = LmdbEnv::Open(directory, map_size, 3, "MultiVAC queue");
+    if (!env.ok()) return env.error();
     // Creating the named databases is a write; after the first start it finds them.
     LmdbTxn txn;
-    if (int rc = txn.Begin(env.get(), 0); rc != 0)
-        return OpenError(directory, "first transaction", rc);
+    if (int rc = txn.Begin(env.value()->get(), 0); rc != 0)
+        return env.value()->OpenError("first transaction", rc);
     Dbis dbis;
     for (auto [name, dbi] :
          {std::pair{"queue", &dbis.queue}, std::pair{"processed", &dbis.processed},
           std::pair{"meta", &dbis.meta}}) {
         if (int rc = mdb_dbi_open(txn.get(), name, MDB_CREATE, dbi); rc != 0)
-            return OpenError(directory, name, rc);
+            return env.value()->OpenError(name, rc);
     }
-    if (int rc = txn.Commit(); rc != 0) return OpenError(directory, "creating databases", rc);
-    return std::unique_ptr<LmdbQueue>(new LmdbQueue(std::move(env), dbis));
-}
-
-int LmdbQueue::Begin(LmdbTxn& txn, unsigned flags, std::shared_lock<std::shared_mutex>& lock) {
-    lock = std::shared_lock(resize_);
-    int rc = txn.Begin(env_.get(), flags);
-    if (rc != MDB_MAP_RESIZED) return rc;
-    // As in LmdbStore::Begin: adopt the larger map only while no transaction is open.
-    lock.unlock();
-    {
-        std::unique_lock exclusive(resize_);
-        mdb_env_set_mapsize(env_.get(), 0);
-    }
-    lock.lock();
-    return txn.Begin(env_.get(), flags);
-}
-
-ApiError LmdbQueue::Failure(int rc) {
-    if (rc == MDB_MAP_FULL || rc == ENOSPC) return StoreFull("lmdb");
-    if (rc == MDB_READERS_FULL) {
-        int stale = 0;
-        mdb_reader_check(env_.get(), &stale);
-    }
-    return StoreUnavailable("lmdb", 1, std::string("lmdb queue: ") + mdb_strerror(rc));
+    if (int rc = txn.Commit(); rc != 0) return env.value()->OpenError("creating databases", rc);
+    return std::unique_ptr<LmdbQueue>(new LmdbQueue(std::move(env).value(), dbis));
 }
 
 Result<std::string> LmdbQueue::Enqueue(std::string_view data) {
     std::shared_lock<std::shared_mutex> lock;
     LmdbTxn txn;
-    if (int rc = Begin(txn, 0, lock); rc != 0) return Failure(rc);
+    if (int rc = env_->Begin(txn, 0, lock); rc != 0) return env_->Failure(rc);
     // Writers are serialized by LMDB's write lock, so read-increment-write of "seq" is safe
     // across every thread and process of the VM.
     MDB_val seq_key = Val(kSeqKey);
@@ -122,7 +76,7 @@ Result<std::string> LmdbQueue::Enqueue(std::string_view data) {
     if (int rc = mdb_get(txn.get(), dbis_.meta, &seq_key, &seq_value); rc == 0)
         seq = SeqOf(View(seq_value));
     else if (rc != MDB_NOTFOUND)
-        return Failure(rc);
+        return env_->Failure(rc);
     ++seq;
     const std::string key = SeqKey(seq);
     const double now = Now();
@@ -130,25 +84,28 @@ Result<std::string> LmdbQueue::Enqueue(std::string_view data) {
     std::memcpy(value.data(), &now, sizeof now);
     value.append(data);
     MDB_val k = Val(key), v = Val(value), sv = Val(key);
-    if (int rc = mdb_put(txn.get(), dbis_.meta, &seq_key, &sv, 0); rc != 0) return Failure(rc);
-    if (int rc = mdb_put(txn.get(), dbis_.queue, &k, &v, MDB_APPEND); rc != 0) return Failure(rc);
-    if (int rc = txn.Commit(); rc != 0) return Failure(rc);
+    if (int rc = mdb_put(txn.get(), dbis_.meta, &seq_key, &sv, 0); rc != 0)
+        return env_->Failure(rc);
+    if (int rc = mdb_put(txn.get(), dbis_.queue, &k, &v, MDB_APPEND); rc != 0)
+        return env_->Failure(rc);
+    if (int rc = txn.Commit(); rc != 0) return env_->Failure(rc);
     return std::to_string(seq);
 }
 
 Result<std::optional<Datum>> LmdbQueue::Oldest() {
     std::shared_lock<std::shared_mutex> lock;
     LmdbTxn txn;
-    if (int rc = Begin(txn, MDB_RDONLY, lock); rc != 0) return Failure(rc);
+    if (int rc = env_->Begin(txn, MDB_RDONLY, lock); rc != 0) return env_->Failure(rc);
     MDB_cursor* cursor = nullptr;
-    if (int rc = mdb_cursor_open(txn.get(), dbis_.queue, &cursor); rc != 0) return Failure(rc);
+    if (int rc = mdb_cursor_open(txn.get(), dbis_.queue, &cursor); rc != 0)
+        return env_->Failure(rc);
     MDB_val key{}, value{};
     const int rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
     mdb_cursor_close(cursor);
     if (rc == MDB_NOTFOUND) return std::optional<Datum>{};
-    if (rc != 0) return Failure(rc);
+    if (rc != 0) return env_->Failure(rc);
     const std::string_view bytes = View(value);
-    if (bytes.size() < sizeof(double)) return Failure(MDB_CORRUPTED);
+    if (bytes.size() < sizeof(double)) return env_->Failure(MDB_CORRUPTED);
     Datum datum;
     datum.receipt = std::string(View(key));
     datum.id = std::to_string(SeqOf(datum.receipt));
@@ -170,32 +127,32 @@ Result<std::optional<Datum>> LmdbQueue::Claim(std::chrono::milliseconds wait) {
 Status LmdbQueue::Complete(const Datum& datum) {
     std::shared_lock<std::shared_mutex> lock;
     LmdbTxn txn;
-    if (int rc = Begin(txn, 0, lock); rc != 0) return Failure(rc);
+    if (int rc = env_->Begin(txn, 0, lock); rc != 0) return env_->Failure(rc);
     MDB_val id = Val(datum.id), data = Val(datum.data);
     MDB_val first_key = Val(kFirstKey), first = Val(datum.data);
     MDB_val queue_key = Val(datum.receipt);
     // Each write is "if absent": a second Complete of the same datum finds all three done.
     if (int rc = mdb_put(txn.get(), dbis_.processed, &id, &data, MDB_NOOVERWRITE);
         rc != 0 && rc != MDB_KEYEXIST)
-        return Failure(rc);
+        return env_->Failure(rc);
     if (int rc = mdb_put(txn.get(), dbis_.meta, &first_key, &first, MDB_NOOVERWRITE);
         rc != 0 && rc != MDB_KEYEXIST)
-        return Failure(rc);
+        return env_->Failure(rc);
     if (int rc = mdb_del(txn.get(), dbis_.queue, &queue_key, nullptr);
         rc != 0 && rc != MDB_NOTFOUND)
-        return Failure(rc);
-    if (int rc = txn.Commit(); rc != 0) return Failure(rc);
+        return env_->Failure(rc);
+    if (int rc = txn.Commit(); rc != 0) return env_->Failure(rc);
     return Ok{};
 }
 
 Result<std::optional<std::string>> LmdbQueue::First() {
     std::shared_lock<std::shared_mutex> lock;
     LmdbTxn txn;
-    if (int rc = Begin(txn, MDB_RDONLY, lock); rc != 0) return Failure(rc);
+    if (int rc = env_->Begin(txn, MDB_RDONLY, lock); rc != 0) return env_->Failure(rc);
     MDB_val key = Val(kFirstKey), value{};
     const int rc = mdb_get(txn.get(), dbis_.meta, &key, &value);
     if (rc == MDB_NOTFOUND) return std::optional<std::string>{};
-    if (rc != 0) return Failure(rc);
+    if (rc != 0) return env_->Failure(rc);
     return std::optional<std::string>{std::string(View(value))};
 }
 
@@ -204,9 +161,9 @@ Result<QueueStats> LmdbQueue::Stats() {
     {
         std::shared_lock<std::shared_mutex> lock;
         LmdbTxn txn;
-        if (int rc = Begin(txn, MDB_RDONLY, lock); rc != 0) return Failure(rc);
+        if (int rc = env_->Begin(txn, MDB_RDONLY, lock); rc != 0) return env_->Failure(rc);
         MDB_stat st{};
-        if (int rc = mdb_stat(txn.get(), dbis_.queue, &st); rc != 0) return Failure(rc);
+        if (int rc = mdb_stat(txn.get(), dbis_.queue, &st); rc != 0) return env_->Failure(rc);
         stats.depth = static_cast<std::int64_t>(st.ms_entries);
     }
     auto oldest = Oldest();

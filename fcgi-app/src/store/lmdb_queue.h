@@ -27,7 +27,7 @@
 #include <string>
 
 #include "data_queue.h"
-#include "store/lmdb_txn.h"
+#include "store/lmdb_env.h"
 
 namespace hashd {
 
@@ -48,24 +48,16 @@ class LmdbQueue final : public DataQueue {
     Result<QueueStats> Stats() override;
 
   private:
-    struct EnvCloser {
-        void operator()(MDB_env* env) const { mdb_env_close(env); }
-    };
-    using EnvPtr = std::unique_ptr<MDB_env, EnvCloser>;
     struct Dbis {
         MDB_dbi queue = 0, processed = 0, meta = 0;
     };
 
-    LmdbQueue(EnvPtr env, Dbis dbis) : env_(std::move(env)), dbis_(dbis) {}
-    // Begins a transaction while holding `lock` (shared), adopting a map another process grew.
-    int Begin(LmdbTxn& txn, unsigned flags, std::shared_lock<std::shared_mutex>& lock);
+    LmdbQueue(std::unique_ptr<LmdbEnv> env, Dbis dbis) : env_(std::move(env)), dbis_(dbis) {}
     // The oldest queued datum, or nullopt.
     Result<std::optional<Datum>> Oldest();
-    ApiError Failure(int rc);
 
-    EnvPtr env_;
+    std::unique_ptr<LmdbEnv> env_;
     Dbis dbis_;
-    std::shared_mutex resize_;
 };
 
 }  // namespace hashd

@@ -65,6 +65,16 @@ std::string_view Str(const redisReply& reply) {
 
 }  // namespace
 
+Result<std::vector<std::string>> RedisStore::Consumers() {
+    auto members = Command({"SMEMBERS", kConsumers});
+    if (!members.ok()) return members.error();
+    std::vector<std::string> consumers;
+    const redisReply& set = *members.value();
+    for (std::size_t i = 0; set.type == REDIS_REPLY_ARRAY && i < set.elements; ++i)
+        consumers.emplace_back(Str(*set.element[i]));
+    return consumers;
+}
+
 Result<std::string> RedisStore::Enqueue(std::string_view data) {
     const std::string now = std::to_string(NowMs());
     auto reply = Command({"EVAL", kEnqueueScript, "2", kSeq, kQueue, now, data});
@@ -107,13 +117,9 @@ Status RedisStore::Recover() {
     const std::string ttl_ms = std::to_string(std::chrono::milliseconds(kConsumerTtl).count());
     if (auto r = Command({"SET", Alive(consumer_), "1", "PX", ttl_ms}); !r.ok()) return r.error();
     if (auto r = Command({"SADD", kConsumers, consumer_}); !r.ok()) return r.error();
-    auto members = Command({"SMEMBERS", kConsumers});
-    if (!members.ok()) return members.error();
-    std::vector<std::string> consumers;
-    const redisReply& set = *members.value();
-    for (std::size_t i = 0; set.type == REDIS_REPLY_ARRAY && i < set.elements; ++i)
-        consumers.emplace_back(Str(*set.element[i]));
-    for (const std::string& consumer : consumers) {
+    auto consumers = Consumers();
+    if (!consumers.ok()) return consumers.error();
+    for (const std::string& consumer : consumers.value()) {
         // Our own list is empty between data; anything in it lost its claim with a reply that
         // never arrived (a dropped connection mid-BLMOVE).
         if (consumer != consumer_) {
@@ -157,13 +163,9 @@ Result<QueueStats> RedisStore::Stats() {
             stats.oldest_enqueued_at = datum->enqueued_at;
     }
     // Claimed but not completed data are still owed: count them too.
-    auto members = Command({"SMEMBERS", kConsumers});
-    if (!members.ok()) return members.error();
-    std::vector<std::string> consumers;
-    const redisReply& set = *members.value();
-    for (std::size_t i = 0; set.type == REDIS_REPLY_ARRAY && i < set.elements; ++i)
-        consumers.emplace_back(Str(*set.element[i]));
-    for (const std::string& consumer : consumers) {
+    auto consumers = Consumers();
+    if (!consumers.ok()) return consumers.error();
+    for (const std::string& consumer : consumers.value()) {
         auto claimed = Command({"LLEN", Processing(consumer)});
         if (!claimed.ok()) return claimed.error();
         stats.depth += claimed.value()->integer;

@@ -95,6 +95,8 @@ class RedisStore final : public MessageStore, public DataQueue {
     // Runs one command on this thread's connection; a reply of type REDIS_REPLY_ERROR is
     // turned into an ApiError too.
     Result<ReplyPtr> Command(const std::vector<std::string_view>& argv);
+    // The consumers that registered in hashd:multivac:consumers (redis_queue.cc).
+    Result<std::vector<std::string>> Consumers();
 
     RedisAddress address_;
     std::chrono::milliseconds timeout_;
