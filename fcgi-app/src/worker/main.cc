@@ -58,12 +58,15 @@ int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
     for (const std::string& arg : args) {
         if (arg == "--help" || arg == "-h") {
-            std::fputs(
+            // hashd-fcgi's table of settings, without its own usage paragraph.
+            const std::string help = ConfigHelp();
+            const auto table = help.find("\n\n");
+            std::printf(
                 "Usage: hashd-worker [--setting=value ...]\n"
-                "Consumes the MultiVAC queue of HASHD_STORE until SIGTERM.\n"
-                "It takes the settings of hashd-fcgi:\n\n",
-                stdout);
-            std::fputs(ConfigHelp().c_str(), stdout);
+                "Consumes the MultiVAC queue of HASHD_STORE until SIGTERM. It reads the\n"
+                "settings of hashd-fcgi (HASHD_STORE, HASHD_STORE_TIMEOUT_MS, HASHD_LOG\n"
+                "and HASHD_RUNTIME_DIR are the ones it uses):%s",
+                table == std::string::npos ? help.c_str() : help.c_str() + table);
             return 0;
         }
         if (arg == "--version") {
