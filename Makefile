@@ -9,7 +9,7 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deps build build-asan run test unit-test integration-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test
+.PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test
 
 all: build
 
@@ -39,6 +39,10 @@ unit-test: build build-asan
 integration-test: build build-asan
 	$(PYTEST) tests/integration
 	HASHD_FCGI_BIN=$(CURDIR)/$(ASAN_BUILD_DIR)/fcgi-app/hashd-fcgi $(PYTEST) tests/integration -m "not slow"
+
+# The MultiVAC API and queue alone (they also run within integration-test).
+multivac-test: build
+	$(PYTEST) tests/integration/test_multivac.py
 
 # promtool checks of the Prometheus configuration and unit tests of the alerting rules.
 monitoring-test: deps
