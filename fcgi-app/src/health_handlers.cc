@@ -15,7 +15,7 @@ Response HandleReadyz(const Request& request, const Services& services) {
     if (services.draining.load())
         return ErrorResponse({503, "draining", "This process is shutting down.", 1},
                              request.request_id);
-    if (auto store = services.store.Check(); !store.ok()) {
+    if (auto store = services.readiness.StoreStatus(); !store.ok()) {
         ApiError error = store.error();
         error.status = 503;
         error.message = "Not ready: the " + std::string(services.store.Backend()) +

@@ -25,19 +25,73 @@ bool PathMatches(const Route& route, std::string_view path) {
     return route.prefix ? path.starts_with(route.path) : path == route.path;
 }
 
+// The one route whose path carries percent-encoded data: /gethash/<password>[/].
+constexpr std::string_view kLegacyPrefix = "/gethash/";
+
+bool IsLegacyShape(std::string_view path) {
+    if (!path.starts_with(kLegacyPrefix)) return false;
+    std::string_view rest = path.substr(kLegacyPrefix.size());
+    if (rest.ends_with('/')) rest.remove_suffix(1);
+    return rest.find('/') == std::string_view::npos;
+}
+
+std::string Lower(std::string_view text) {
+    std::string lower(text);
+    for (char& c : lower)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return lower;
+}
+
+bool IsDotSegment(std::string_view segment) {
+    const std::string lower = Lower(segment);
+    return lower == "." || lower == ".." || lower == "%2e" || lower == "%2e%2e" ||
+           lower == ".%2e" || lower == "%2e.";
+}
+
+// Percent-encodings that decode into path structure or a NUL.
+bool HasStructuralEncoding(std::string_view segment) {
+    const std::string lower = Lower(segment);
+    return lower.find("%2f") != std::string::npos || lower.find("%5c") != std::string::npos ||
+           lower.find("%00") != std::string::npos;
+}
+
 }  // namespace
 
 std::span<const Route> Routes() {
     return kRoutes;
 }
 
+bool IsCanonicalPath(std::string_view path) {
+    if (!path.starts_with('/')) return false;
+    const bool legacy = IsLegacyShape(path);
+    std::string_view rest = path.substr(1);
+    for (int index = 0;; ++index) {
+        const std::size_t slash = rest.find('/');
+        const std::string_view segment = rest.substr(0, slash);
+        const bool last = slash == std::string_view::npos;
+        if (segment.empty() && !last) return false;  // "//"; an empty last one is a trailing "/"
+        if (IsDotSegment(segment) || HasStructuralEncoding(segment)) return false;
+        if (segment.find('%') != std::string_view::npos && !(legacy && index == 1)) return false;
+        if (last) return true;
+        rest = rest.substr(slash + 1);
+    }
+}
+
 const Route* FindRoute(const Request& request) {
+    if (!IsCanonicalPath(request.path)) return nullptr;
     for (const Route& route : kRoutes)
         if (PathMatches(route, request.path) && route.method == request.method) return &route;
     return nullptr;
 }
 
 Dispatch RouteRequest(const Request& request, const Services& services) {
+    if (!IsCanonicalPath(request.path))
+        return {"unmatched", false,
+                ErrorResponse({400, "invalid_path",
+                               "The path is not canonical: no \".\" or \"..\" segments, no "
+                               "\"//\", and no percent-encoding outside the /gethash/ "
+                               "password."},
+                              request.request_id)};
     if (const Route* route = FindRoute(request))
         return {route->label, route->sheddable, route->handler(request, services)};
 

@@ -67,7 +67,8 @@ struct Harness {
     FakeMetrics metrics;
     MemoryStore store;
     std::atomic<bool> draining{false};
-    Services services{config, store, metrics, draining};
+    ReadinessCache readiness{store, ReadinessCache::Clock::duration::zero()};
+    Services services{config, store, metrics, draining, readiness};
 };
 
 inline Request JsonPost(std::string path, std::string body) {
