@@ -88,9 +88,8 @@ Dispatch RouteRequest(const Request& request, const Services& services) {
     if (!IsCanonicalPath(request.path))
         return {"unmatched", false,
                 ErrorResponse({400, "invalid_path",
-                               "The path is not canonical: no \".\" or \"..\" segments, no "
-                               "\"//\", and no percent-encoding outside the /gethash/ "
-                               "password."},
+                               "The path is not canonical: no . or .. segments, no //, and no "
+                               "percent-encoding outside the /gethash/ password."},
                               request.request_id)};
     if (const Route* route = FindRoute(request))
         return {route->label, route->sheddable, route->handler(request, services)};
