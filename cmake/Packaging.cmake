@@ -19,8 +19,10 @@ install(FILES systemd/sysusers.d/hashd.conf DESTINATION lib/sysusers.d
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 install(FILES systemd/tmpfiles.d/hashd.conf DESTINATION lib/tmpfiles.d
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+# /etc/default/hashd may hold the store's password (HASHD_STORE): never world-readable. dpkg
+# unpacks it 0640 root:root (group hashd does not exist yet); postinst gives it to group hashd.
 install(FILES systemd/default/hashd DESTINATION /etc/default
-        PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+        PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
 
 # nginx templates (the Ansible nginx role and scripts/render-nginx render them).
 install(DIRECTORY nginx/ DESTINATION ${CMAKE_INSTALL_DATADIR}/hashd/nginx
@@ -118,6 +120,12 @@ if [ "$1" = "configure" ]; then
         getent passwd hashd >/dev/null || adduser --system --ingroup hashd \
             --home /var/lib/hashd --no-create-home --shell /usr/sbin/nologin hashd
         if getent passwd www-data >/dev/null; then adduser www-data hashd >/dev/null; fi
+    fi
+    # The settings may hold the store's password: root writes, group hashd reads, nobody
+    # else (an administrator's dpkg-statoverride wins).
+    if ! dpkg-statoverride --list /etc/default/hashd >/dev/null 2>&1; then
+        chown root:hashd /etc/default/hashd
+        chmod 0640 /etc/default/hashd
     fi
     if command -v systemd-tmpfiles >/dev/null 2>&1; then
         systemd-tmpfiles --create hashd.conf
