@@ -157,6 +157,24 @@ if [ -d /run/systemd/system ]; then
 fi
 exit 0
 ]=])
+# lintian's warnings that are decisions, each with its reason (tests/security checks that
+# every override has one, and that lintian finds nothing else).
+file(WRITE ${HASHD_PKG_DIR}/lintian-overrides
+[=[# Upgrades restart the running hashd@N instances one at a time (so nginx always has a live
+# socket), and removal stops them all: both need the instance list of
+# `systemctl list-units 'hashd@*'` and a glob, which deb-systemd-invoke does not take.
+hashd: maintainer-script-calls-systemctl [postinst:*]
+hashd: maintainer-script-calls-systemctl [prerm:*]
+# /etc/default/hashd may hold the message store's password (HASHD_STORE); postinst gives it
+# to root:hashd 0640, and it must not be world-readable in between.
+hashd: non-standard-file-perm 0640 != 0644 [etc/default/hashd]
+# hashd.target is the package's own target grouping the hashd@N instances (how many is a
+# per-machine choice); it is what an operator starts, stops and restarts as one.
+hashd: systemd-service-file-refers-to-unusual-wantedby-target hashd.target [lib/systemd/system/hashd@.service]
+]=])
+install(FILES ${HASHD_PKG_DIR}/lintian-overrides DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides
+        RENAME hashd PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+
 # /etc/default/hashd is the operator's: dpkg keeps local edits across upgrades.
 file(WRITE ${HASHD_PKG_DIR}/conffiles "/etc/default/hashd\n")
 file(CHMOD ${HASHD_PKG_DIR}/postinst ${HASHD_PKG_DIR}/prerm ${HASHD_PKG_DIR}/postrm
