@@ -25,14 +25,18 @@ bool PathMatches(const Route& route, std::string_view path) {
     return route.prefix ? path.starts_with(route.path) : path == route.path;
 }
 
-// The one route whose path carries percent-encoded data: /gethash/<password>[/].
-constexpr std::string_view kLegacyPrefix = "/gethash/";
-
-bool IsLegacyShape(std::string_view path) {
-    if (!path.starts_with(kLegacyPrefix)) return false;
-    std::string_view rest = path.substr(kLegacyPrefix.size());
-    if (rest.ends_with('/')) rest.remove_suffix(1);
-    return rest.find('/') == std::string_view::npos;
+// Where the data segment of `path` starts, when `path` is a prefix route's path followed by
+// one segment (the /gethash/ password, the /messages/ digest; a trailing "/" allowed): the
+// only place a path may hold percent-encoding, because the handler reads it as data.
+// npos for any other path.
+std::size_t DataSegmentOffset(std::string_view path) {
+    for (const Route& route : kRoutes) {
+        if (!route.prefix || !path.starts_with(route.path)) continue;
+        std::string_view rest = path.substr(route.path.size());
+        if (rest.ends_with('/')) rest.remove_suffix(1);
+        if (rest.find('/') == std::string_view::npos) return route.path.size();
+    }
+    return std::string_view::npos;
 }
 
 std::string Lower(std::string_view text) {
@@ -63,17 +67,18 @@ std::span<const Route> Routes() {
 
 bool IsCanonicalPath(std::string_view path) {
     if (!path.starts_with('/')) return false;
-    const bool legacy = IsLegacyShape(path);
-    std::string_view rest = path.substr(1);
-    for (int index = 0;; ++index) {
-        const std::size_t slash = rest.find('/');
-        const std::string_view segment = rest.substr(0, slash);
+    const std::size_t data_offset = DataSegmentOffset(path);
+    std::size_t start = 1;  // of the current segment
+    while (true) {
+        const std::size_t slash = path.find('/', start);
         const bool last = slash == std::string_view::npos;
+        const std::string_view segment = path.substr(start, last ? path.npos : slash - start);
         if (segment.empty() && !last) return false;  // "//"; an empty last one is a trailing "/"
         if (IsDotSegment(segment) || HasStructuralEncoding(segment)) return false;
-        if (segment.find('%') != std::string_view::npos && !(legacy && index == 1)) return false;
+        const bool is_data = data_offset != std::string_view::npos && start >= data_offset;
+        if (segment.find('%') != std::string_view::npos && !is_data) return false;
         if (last) return true;
-        rest = rest.substr(slash + 1);
+        start = slash + 1;
     }
 }
 
@@ -87,10 +92,11 @@ const Route* FindRoute(const Request& request) {
 Dispatch RouteRequest(const Request& request, const Services& services) {
     if (!IsCanonicalPath(request.path))
         return {"unmatched", false,
-                ErrorResponse({400, "invalid_path",
-                               "The path is not canonical: no . or .. segments, no //, and no "
-                               "percent-encoding outside the /gethash/ password."},
-                              request.request_id)};
+                ErrorResponse(
+                    {400, "invalid_path",
+                     "The path is not canonical: no . or .. segments, no //, and no "
+                     "percent-encoding outside the /gethash/ password or the /messages/ digest."},
+                    request.request_id)};
     if (const Route* route = FindRoute(request))
         return {route->label, route->sheddable, route->handler(request, services)};
 

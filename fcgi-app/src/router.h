@@ -44,8 +44,9 @@ const Route* FindRoute(const Request& request);
 // path. They agree exactly when the raw path has none of:
 //   - an empty segment ("//"), or a "." or ".." segment, literal or percent-encoded;
 //   - an encoded "/", "\" or NUL (%2F, %5C, %00), which decoding would turn into structure;
-//   - any percent-encoding outside the password segment of /gethash/<password>[/] (so that
-//     /%67ethash/x/ cannot be one route to nginx and another to the app).
+//   - any percent-encoding outside the data segment of a prefix route, /gethash/<password>[/]
+//     and /messages/<digest> (so that /%67ethash/x/ cannot be one route to nginx and another
+//     to the app).
 // Without this, GET /gethash/..%2Fsecret/ was "/secret/" to nginx (general limit, logged in
 // clear) and a password to the app. nginx refuses the same paths first (site.conf.j2,
 // $hashd_path_is_canonical); this check keeps the app safe on its own.

@@ -17,9 +17,10 @@ std::string ErrorCode(const Response& response) {
 }
 
 TEST(CanonicalPath, AcceptsEveryRouteAndAnEncodedLegacyPassword) {
-    for (const char* path : {"/", "/v1/hash", "/messages", "/messages/2c26b46b", "/healthz",
-                             "/gethash/hunter2/", "/gethash/hunter2", "/gethash/p%40ss%20w/",
-                             "/gethash/a.b/", "/gethash/%2e%2e%2e/", "/nope/"})
+    for (const char* path :
+         {"/", "/v1/hash", "/messages", "/messages/2c26b46b", "/healthz", "/gethash/hunter2/",
+          "/gethash/hunter2", "/gethash/p%40ss%20w/", "/gethash/a.b/", "/gethash/%2e%2e%2e/",
+          "/nope/", "/messages/2c26%", "/messages/%41%42"})
         EXPECT_TRUE(IsCanonicalPath(path)) << path;
 }
 
@@ -28,7 +29,8 @@ TEST(CanonicalPath, RefusesWhatNginxWouldResolveDifferently) {
          {"", "gethash/x/", "/gethash/../", "/gethash/..", "/gethash/./x/", "/gethash/%2e%2E/",
           "/gethash/.%2e/", "/gethash/..%2Fsecretpw/", "/gethash/..%2f..%2fetc%2fpasswd/",
           "/gethash/a%5Cb/", "/gethash/%00/", "//gethash/x/", "/gethash//x/", "/%67ethash/x/",
-          "/gethash/a/b%41/", "/messages/%32c", "/v1/hash/../gethash/x/"})
+          "/gethash/a/b%41/", "/messages/a/%32c", "/%6dessages/x", "/v1/hash/../gethash/x/",
+          "/healt%68z"})
         EXPECT_FALSE(IsCanonicalPath(path)) << path;
 }
 

@@ -132,8 +132,9 @@ def test_store_stopped_mid_run_answers_503_and_recovers_without_restart(make_sta
                                  store.name)
     # Each process asks the store at most once a second for /readyz (readiness.h): the
     # answer flips within that, not at once.
-    ready = wait_for(lambda: (r := stack.get("/readyz", verify=str(stack.cert))).status_code == 503 and r,
-                     10, "/readyz to answer 503")
+    # (A list: a 503 Response is falsy, and wait_for waits for a truthy value.)
+    [ready] = wait_for(lambda: [r] if (r := stack.get("/readyz", verify=str(stack.cert))).status_code == 503 else None,
+                       10, "/readyz to answer 503")
     assert store.name in ready.json()["err_msg"]
     assert int(ready.headers["Retry-After"]) >= 1
     assert_hashing_works(stack)
