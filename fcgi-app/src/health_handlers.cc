@@ -14,7 +14,7 @@ Result<Response> HandleHealthz(const Request&, const Services&) {
 Result<Response> HandleReadyz(const Request&, const Services& services) {
     if (services.draining.load())
         return ApiError{503, "draining", "This process is shutting down.", 1};
-    if (auto store = services.store.Check(); !store.ok()) {
+    if (auto store = services.readiness.StoreStatus(); !store.ok()) {
         ApiError error = store.error();
         error.status = 503;
         error.message = "Not ready: the " + std::string(services.store.Backend()) +

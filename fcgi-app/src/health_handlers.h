@@ -12,6 +12,8 @@ namespace hashd {
 Result<Response> HandleHealthz(const Request& request, const Services& services);
 // 200 {"status": "ready", "store"} when the store answers and the process is not draining;
 // else 503 with Retry-After, error "draining" or the store's code, naming the failing check.
+// The store's answer may be up to the readiness cache's max age old (readiness.h); draining
+// is current.
 Result<Response> HandleReadyz(const Request& request, const Services& services);
 // 200, the pool's metrics in Prometheus text format (0.0.4); never an error.
 Result<Response> HandleMetrics(const Request& request, const Services& services);

@@ -169,7 +169,8 @@ TEST(LegacyGetHash, AnswersGoneWhenSwitchedOff) {
 
 TEST(LegacyGetHash, RejectsEmptyNestedAndTooLongPasswords) {
     Harness h;
-    EXPECT_EQ(Serve(Get("/gethash//"), h.services).status, 404);
+    // "//" is not a canonical path: the router refuses it before the handler (invalid_path).
+    EXPECT_EQ(Serve(Get("/gethash//"), h.services).status, 400);
     EXPECT_EQ(Serve(Get("/gethash/a/b/"), h.services).status, 404);
     EXPECT_EQ(Serve(Get("/gethash/" + std::string(73, 'x') + "/"), h.services).status, 400);
     EXPECT_EQ(Serve(Get("/gethash/a%00b/"), h.services).status, 400);

@@ -120,7 +120,8 @@ struct Harness {
     FakeMetrics metrics;
     MemoryStore store;
     std::atomic<bool> draining{false};
-    Services services{config, store, metrics, draining};
+    ReadinessCache readiness{store, ReadinessCache::Clock::duration::zero()};
+    Services services{config, store, metrics, draining, readiness};
 };
 
 inline Request JsonPost(std::string path, std::string body) {
