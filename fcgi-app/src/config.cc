@@ -42,8 +42,12 @@ const std::vector<Setting>& Settings() {
          NumberSetting(&Config::cost_min, 4, 31)},
         {"cost-max", "highest cost a client may request or a verified hash may carry (4..31) [14]",
          NumberSetting(&Config::cost_max, 4, 31)},
-        {"threads", "FastCGI worker threads per process (1..256) [1]",
+        {"threads", "hashing threads per process (1..256) [1]",
          NumberSetting(&Config::threads, 1, 256)},
+        {"accept-threads",
+         "threads that accept, parse and admit requests and answer the routes that do not "
+         "hash (probes, messages) (1..256) [2]",
+         NumberSetting(&Config::accept_threads, 1, 256)},
         {"legacy-get", "serve GET /gethash/<password>/; 0 answers 410 (0|1) [1]",
          [](Config& c, std::string_view t) {
              if (t != "0" && t != "1") return false;
@@ -51,8 +55,9 @@ const std::vector<Setting>& Settings() {
              return true;
          }},
         {"queue-deadline-ms",
-         "shed requests (503) that waited longer than this since nginx handed them over; "
-         "0 disables (0..600000) [1000]",
+         "admit a hashing request only when the work queued ahead of it is expected to finish "
+         "within this; refuse it at once (503) otherwise; 0 admits everything (0..600000) "
+         "[1000]",
          NumberSetting(&Config::queue_deadline_ms, 0, 600000)},
         {"store",
          "message store: lmdb:PATH | redis://HOST:PORT/DB | postgresql://... "

@@ -11,14 +11,14 @@ namespace hashd {
 namespace {
 
 constexpr Route kRoutes[] = {
-    {"/v1/hash", "/v1/hash", false, "POST", HandleHash, true},
-    {"/v1/verify", "/v1/verify", false, "POST", HandleVerify, true},
-    {"/gethash", "/gethash/", true, "GET", HandleLegacyGetHash, true},
-    {"/messages", "/messages", false, "POST", HandlePostMessage, true},
-    {"/messages/:digest", "/messages/", true, "GET", HandleGetMessage, true},
-    {"/healthz", "/healthz", false, "GET", HandleHealthz, false},
-    {"/readyz", "/readyz", false, "GET", HandleReadyz, false},
-    {"/metrics", "/metrics", false, "GET", HandleMetrics, false},
+    {"/v1/hash", "/v1/hash", false, "POST", HandleHash, HashCost},
+    {"/v1/verify", "/v1/verify", false, "POST", HandleVerify, VerifyCost},
+    {"/gethash", "/gethash/", true, "GET", HandleLegacyGetHash, LegacyGetHashCost},
+    {"/messages", "/messages", false, "POST", HandlePostMessage, nullptr},
+    {"/messages/:digest", "/messages/", true, "GET", HandleGetMessage, nullptr},
+    {"/healthz", "/healthz", false, "GET", HandleHealthz, nullptr},
+    {"/readyz", "/readyz", false, "GET", HandleReadyz, nullptr},
+    {"/metrics", "/metrics", false, "GET", HandleMetrics, nullptr},
 };
 
 bool PathMatches(const Route& route, std::string_view path) {
@@ -39,7 +39,7 @@ const Route* FindRoute(const Request& request) {
 
 Dispatch RouteRequest(const Request& request, const Services& services) {
     if (const Route* route = FindRoute(request))
-        return {route->label, route->sheddable, route->handler(request, services)};
+        return {route->label, route->handler(request, services)};
 
     std::string allow;
     std::string_view label = "unmatched";
@@ -50,7 +50,7 @@ Dispatch RouteRequest(const Request& request, const Services& services) {
         label = route.label;
     }
     if (allow.empty())
-        return {label, false,
+        return {label,
                 ErrorResponse({404, "not_found", "No such endpoint; see the API in the README."},
                               request.request_id)};
     Response response =
@@ -58,7 +58,7 @@ Dispatch RouteRequest(const Request& request, const Services& services) {
                        "Method " + request.method + " is not allowed here; use " + allow + "."},
                       request.request_id);
     response.AddHeader("Allow", allow);
-    return {label, false, std::move(response)};
+    return {label, std::move(response)};
 }
 
 }  // namespace hashd

@@ -11,6 +11,9 @@
 namespace hashd {
 
 using Handler = Response (*)(const Request&, const Services&);
+// The bcrypt cost a request to the route will compute, 0 when it will not hash (see
+// hash_handlers.h); nullptr for routes that never hash.
+using HashCostOf = int (*)(const Request&, const Services&);
 
 struct Route {
     std::string_view label;  // e.g. "/v1/hash", "/messages/:digest"
@@ -18,14 +21,15 @@ struct Route {
     bool prefix;
     std::string_view method;  // "GET" or "POST"
     Handler handler;
-    bool sheddable;  // subject to the queue-wait deadline
+    // Routes that hash run on the hashing threads behind admission by expected wait
+    // (admission.cc); the others (probes, messages) are answered by the accepting threads.
+    HashCostOf hash_cost;
 };
 
 std::span<const Route> Routes();
 
 struct Dispatch {
     std::string_view label;  // "unmatched" for 404s
-    bool sheddable = false;
     Response response;
 };
 
@@ -33,7 +37,7 @@ struct Dispatch {
 // path with another method.
 Dispatch RouteRequest(const Request& request, const Services& services);
 
-// The route `request` would take, without running it (the server sheds by it before handling).
+// The route `request` would take, without running it (the server admits by it first).
 const Route* FindRoute(const Request& request);
 
 }  // namespace hashd

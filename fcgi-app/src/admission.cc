@@ -1,0 +1,151 @@
+// Admission by expected wait.
+//
+// The problem. bcrypt is CPU-bound: a process with W hashing threads computes at most W hashes
+// at once, and a request admitted beyond that only waits. A queue must therefore stay bounded,
+// but by what? A bound on the *count* of requests (nginx's max_conns of two per process, the
+// first design) is right for one cost only: two cost-4 requests are 2 ms of work, two cost-14
+// requests 1.8 s. Set for cost 12 it refused ordinary bursts (16 requests at cost 10 from 8
+// connections, work the machine finishes in under half a second, got 12 answers of 503).
+//
+// The policy. A request is admitted when the work ahead of it can be finished within
+// HASHD_QUEUE_DEADLINE_MS by this process's hashing threads, and refused at once (503 with
+// Retry-After) when it cannot. Every request's cost is known before it is queued (the body is
+// parsed first, which is cheap next to a hash), so the work ahead is a sum of estimates:
+//
+//   expected wait = (sum of the estimates of the queued jobs
+//                    + the estimated remainder of each running job) / W       (all W busy)
+//                 = 0                                                          (a worker idle)
+//
+// The estimate of a job at cost c is an exponentially weighted moving average of the run times
+// this process measured at cost c (or, for a cost not seen yet, the average time per 2^c
+// scaled to c, since bcrypt doubles its work per cost step), seeded by timing a few hashes at
+// start-up. It follows the machine: when other work steals CPU, hashes take longer, the
+// estimates grow and fewer requests are admitted, which is what the deadline is for.
+//
+// Trade-offs, said plainly:
+// - Dividing the work by W is exact for W = 1 (the default: one thread per process, one process
+//   per core) and an approximation otherwise (it assumes the work spreads evenly over the
+//   threads; a FIFO of unequal jobs can leave one thread idle a little earlier).
+// - The estimate is of the mean, so a request admitted with an expected wait just under the
+//   deadline may wait a little longer. The bound that matters to a client is deadline + one
+//   hash time, which is what bench/ checks at 4x overload.
+// - Each process decides for its own queue. nginx's least_conn spreads requests by in-flight
+//   count, so P processes with one thread behave nearly like one queue with P threads; a burst
+//   split unevenly can be refused a little earlier than the pool as a whole would have to.
+// - Refusing costs the client a round trip; admitting a request that then waits past the
+//   deadline costs it the deadline and a core's work on an answer nobody may be waiting for.
+//   Refusing at once is the cheaper mistake, and Retry-After says when to come back: the
+//   expected wait's excess over the deadline plus one such job, the earliest moment a retry
+//   would be admitted if nothing else arrived.
+// - Deadline 0 admits everything: the queue is then unbounded (for tests and experiments).
+//
+// Probes (/healthz, /readyz, /metrics) and message requests never enter this queue: they are
+// answered by the threads that accept requests (fcgi_server.cc), so they never wait behind a
+// hash.
+
+#include "admission.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "bcrypt.h"
+
+namespace hashd {
+namespace {
+
+double Units(int cost) {
+    return std::ldexp(1.0, cost);
+}
+
+AdmissionQueue::Duration Micros(double seconds) {
+    return AdmissionQueue::Duration(static_cast<std::int64_t>(std::ceil(seconds * 1e6)));
+}
+
+}  // namespace
+
+HashTimeModel::HashTimeModel(double seconds_per_unit)
+    : per_unit_(seconds_per_unit > 0 ? seconds_per_unit : 1e-4) {}
+
+double HashTimeModel::Estimate(int cost) const {
+    cost = std::clamp(cost, kMinCost, kMaxCost);
+    if (per_cost_[cost] > 0) return per_cost_[cost];
+    return per_unit_ * Units(cost);
+}
+
+void HashTimeModel::Record(int cost, double seconds) {
+    if (cost < kMinCost || cost > kMaxCost || !(seconds > 0)) return;
+    double& mean = per_cost_[cost];
+    mean = mean > 0 ? mean + kWeight * (seconds - mean) : seconds;
+    per_unit_ += kWeight * (seconds / Units(cost) - per_unit_);
+}
+
+double HashTimeModel::Calibrate() {
+    // Cost 6 is ~4 ms here: long enough to time, short enough for start-up. The fastest of
+    // three, as a first guess that other work on the machine did not inflate.
+    constexpr int kCost = 6;
+    double best = 0;
+    for (int i = 0; i < 3; ++i) {
+        const auto start = SteadyClock::now();
+        if (!BcryptHashPassword("calibration", kCost).ok()) continue;
+        const double took = std::chrono::duration<double>(SteadyClock::now() - start).count();
+        if (best == 0 || took < best) best = took;
+    }
+    return best > 0 ? best / Units(kCost) : 1e-4;
+}
+
+AdmissionQueue::AdmissionQueue(int workers, std::chrono::milliseconds deadline, HashTimeModel model)
+    : deadline_(deadline),
+      model_(model),
+      running_(static_cast<std::size_t>(std::max(1, workers))) {}
+
+AdmissionQueue::Duration AdmissionQueue::ExpectedWait(SteadyClock::time_point now) const {
+    Duration ahead = queued_work_;
+    bool idle_worker = false;
+    for (const Running& r : running_) {
+        if (!r.busy) {
+            idle_worker = true;
+            continue;
+        }
+        const auto elapsed = std::chrono::duration_cast<Duration>(now - r.since);
+        // A job past its estimate is still running: count it as about to end, not as negative.
+        ahead += std::max(Duration(0), r.estimate - elapsed);
+    }
+    if (idle_worker && queued_jobs_ == 0) return Duration(0);
+    return ahead / static_cast<std::int64_t>(running_.size());
+}
+
+AdmissionQueue::Decision AdmissionQueue::Offer(int cost, SteadyClock::time_point now) {
+    Decision d;
+    d.estimate = Micros(model_.Estimate(cost));
+    d.expected_wait = ExpectedWait(now);
+    d.admitted = deadline_.count() == 0 || d.expected_wait <= deadline_;
+    if (d.admitted) {
+        queued_work_ += d.estimate;
+        ++queued_jobs_;
+    } else {
+        const auto workers = static_cast<std::int64_t>(running_.size());
+        d.retry_after = d.expected_wait - deadline_ + d.estimate / workers;
+    }
+    return d;
+}
+
+void AdmissionQueue::Start(int worker, Duration estimate, SteadyClock::time_point now) {
+    queued_work_ -= estimate;
+    --queued_jobs_;
+    // Integer microseconds cannot drift, but guard the invariant anyway: an empty queue holds
+    // no work.
+    if (queued_jobs_ <= 0) {
+        queued_jobs_ = 0;
+        queued_work_ = Duration(0);
+    }
+    Running& r = running_.at(static_cast<std::size_t>(worker));
+    r = {true, estimate, now};
+}
+
+void AdmissionQueue::Finish(int worker, int cost, SteadyClock::time_point now) {
+    Running& r = running_.at(static_cast<std::size_t>(worker));
+    if (r.busy) model_.Record(cost, std::chrono::duration<double>(now - r.since).count());
+    r = {};
+}
+
+}  // namespace hashd
