@@ -7,6 +7,8 @@
 
 #include <cmath>
 
+#include "errors.h"
+
 namespace hashd {
 namespace {
 
@@ -150,6 +152,17 @@ TEST(HashTimeModel, CalibrationMeasuresSomethingPlausible) {
     const double unit = HashTimeModel::Calibrate();
     EXPECT_GT(unit * 64, 1e-6);
     EXPECT_LT(unit * 64, 1.0);
+}
+
+TEST(OverloadResponse, CarriesMillisecondsAndWholeSecondsRoundedUp) {
+    ApiError error{503, "overloaded", "Retry later."};
+    error.retry_after_ms = 1500;
+    Response r = ErrorResponse(error, "id");
+    ASSERT_NE(r.FindHeader("Retry-After"), nullptr);
+    EXPECT_EQ(*r.FindHeader("Retry-After"), "2");
+    EXPECT_EQ(*r.FindHeader("Retry-After-Ms"), "1500");
+    error.retry_after_ms = 20;  // under a second still says 1: 0 would mean "now"
+    EXPECT_EQ(*ErrorResponse(error, "id").FindHeader("Retry-After"), "1");
 }
 
 }  // namespace

@@ -1,0 +1,112 @@
+"""Admission by expected wait (fcgi-app/src/admission.cc) on the real stack.
+
+A burst the CPU can finish within HASHD_QUEUE_DEADLINE_MS is served whole; a larger one gets
+503s at once, with Retry-After (seconds) and Retry-After-Ms; probes never wait behind a hash.
+Every assertion is about statuses, headers, the app's own log and the order of events,
+never about how long something took on the wall clock.
+"""
+
+import concurrent.futures
+import json
+import math
+import threading
+
+import requests
+
+from hashd_stack import wait_for
+
+PASSWORD = "admission-test-pw"  # sent in bodies; checked never to be logged
+
+
+def burst(stack, n, cost):
+    """n POST /v1/hash sent at once, each on its own connection; their responses."""
+    ready = threading.Barrier(n)
+
+    def one(_):
+        with requests.Session() as s:
+            s.trust_env = False
+            s.verify = str(stack.cert)
+            ready.wait(60)
+            return s.post(stack.url("/v1/hash"), json={"password": PASSWORD, "cost": cost},
+                          timeout=300)
+
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def app_entries(stack):
+    """Every request line of every process's log, by request id."""
+    out = {}
+    for path in stack.log_dir.glob("hashd-*.log"):
+        for line in path.read_text().splitlines():
+            if line.startswith("{"):
+                entry = json.loads(line)
+                if entry.get("msg") == "request":
+                    out[entry["REQUEST_ID"]] = entry
+    return out
+
+
+def test_a_burst_the_cpu_can_finish_within_the_deadline_is_served_whole(make_stack):
+    # 16 cost-10 hashes are ~0.9 s of one core's work, ~0.45 s on each of two processes:
+    # a tenth of the 5 s deadline, so even a machine several times slower than the one the
+    # estimates come from has room. nginx's count cap stays at its production value.
+    stack = make_stack(processes=2, app_env={"HASHD_QUEUE_DEADLINE_MS": 5000},
+                       nginx={"queued_per_thread": 32})
+    responses = burst(stack, 16, 10)
+    assert [r.status_code for r in responses] == [200] * 16, [r.text for r in responses]
+    assert all(r.json()["cost"] == 10 for r in responses)
+    stack.assert_not_logged(PASSWORD)
+
+
+def test_a_larger_burst_gets_fast_503s_with_retry_after(make_stack):
+    # Deadline 300 ms and cost 12 (~0.25 s a hash here): each single-thread process admits
+    # about two (the second with one hash ahead) and refuses the rest at once.
+    stack = make_stack(processes=2, app_env={"HASHD_QUEUE_DEADLINE_MS": 300},
+                       nginx={"queued_per_thread": 32})
+    responses = burst(stack, 24, 12)
+    ok = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code == 503]
+    assert len(ok) + len(refused) == 24, [r.status_code for r in responses]
+    assert ok and refused
+    for r in refused:
+        body = r.json()
+        assert body["error"] == "overloaded" and body["request_id"] == r.headers["X-Request-Id"]
+        ms = int(r.headers["Retry-After-Ms"])
+        assert ms >= 1
+        # The standard header in whole seconds, rounded up from the finer one.
+        assert int(r.headers["Retry-After"]) == max(1, math.ceil(ms / 1000))
+    # "At once": a refusal never waited in the queue and took less time in the app than any
+    # hash did (an ordering of the app's own measurements, not a wall-clock limit).
+    entries = wait_for(lambda: (e := app_entries(stack)) and
+                       all(r.headers["X-Request-Id"] in e for r in responses) and e,
+                       30, "every request's log line")
+    refused_us = [int(entries[r.headers["X-Request-Id"]]["DURATION_US"]) for r in refused]
+    hashed_us = [int(entries[r.headers["X-Request-Id"]]["DURATION_US"]) for r in ok]
+    assert all(entries[r.headers["X-Request-Id"]]["QUEUE_WAIT_US"] == "0" for r in refused)
+    assert max(refused_us) < min(hashed_us), (refused_us, hashed_us)
+    # Counted as shed, per process, in the pool's metrics.
+    code, text = stack.status("/metrics")
+    shed = sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith('hashd_shed_requests_total{reason="queue_deadline"}'))
+    assert code == 200 and shed == len(refused)
+    stack.assert_not_logged(PASSWORD)
+
+
+def test_probes_are_answered_while_hashes_are_queued(make_stack):
+    # One process, one hashing thread, a deadline long enough to queue a few seconds of
+    # cost-12 work: /healthz and /readyz must come back while those hashes still wait.
+    stack = make_stack(processes=1, app_env={"HASHD_QUEUE_DEADLINE_MS": 60000},
+                       nginx={"queued_per_thread": 32})
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(burst, stack, 8, 12)
+        # All 8 are in the app (stub_status counts this status request too).
+        wait_for(lambda: stack.requests_in_flight() >= 9, 120, "the burst to be in flight")
+        health = stack.get("/healthz")
+        ready = stack.get("/readyz")
+        still_queued = stack.requests_in_flight() >= 2
+        responses = pending.result()
+    assert health.status_code == 200 and ready.status_code == 200
+    assert still_queued, "the probes came back only after every hash had finished"
+    assert [r.status_code for r in responses] == [200] * 8
+    entries = app_entries(stack)
+    assert entries[health.headers["X-Request-Id"]]["QUEUE_WAIT_US"] == "0"
