@@ -269,7 +269,6 @@ void FcgiServer::Admit(InFlight flight, int cost) {
 // Write, Record, Log, and end the FastCGI request. Runs on whichever thread answers.
 void FcgiServer::Answer(InFlight& flight, Dispatch dispatch) {
     Write(*flight.fcgi, dispatch.response);
-    flight.fcgi.reset();  // flush and close: the client has its answer before the bookkeeping
 
     const std::chrono::duration<double> took = Clock::now() - flight.start;
     const int status = dispatch.response.status;
@@ -285,6 +284,9 @@ void FcgiServer::Answer(InFlight& flight, Dispatch dispatch) {
                  {"QUEUE_WAIT_US", std::to_string(flight.queue_wait.count())},
                  {"ERROR", dispatch.response.error_code},
                  {"ERROR_DETAIL", dispatch.response.error_detail}});
+    // Flush and close last: once a client has its answer, the request's log line exists
+    // (operators and tests look it up by the X-Request-Id they got).
+    flight.fcgi.reset();
 }
 
 }  // namespace hashd
