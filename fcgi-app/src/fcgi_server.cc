@@ -26,12 +26,16 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
+#include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 
 #include "errors.h"
+#include "http_tables.h"
 #include "router.h"
+#include "secret.h"
 #include "text.h"
 
 namespace hashd {
@@ -69,13 +73,6 @@ std::string NewRequestId() {
     return HexEncode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
 }
 
-// Methods as metric labels: a fixed set, so a client cannot mint new series.
-std::string_view MethodLabel(std::string_view method) {
-    for (std::string_view known : {"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
-        if (method == known) return known;
-    return "OTHER";
-}
-
 // Accept: the next request on the listening socket, or null once the socket is shut down.
 FcgiRequest Accept(int listen_fd) {
     FcgiRequest request(new FCGX_Request{});
@@ -88,7 +85,7 @@ FcgiRequest Accept(int listen_fd) {
 Request Parse(const FCGX_Request& fcgi) {
     Request request;
     request.method = Param(fcgi, "REQUEST_METHOD");
-    const std::string uri = Param(fcgi, "REQUEST_URI");
+    std::string uri = Param(fcgi, "REQUEST_URI");
     const std::size_t question = uri.find('?');
     request.path = uri.substr(0, question);
     if (question != std::string::npos) request.query = uri.substr(question + 1);
@@ -96,27 +93,45 @@ Request Parse(const FCGX_Request& fcgi) {
     request.remote_addr = Param(fcgi, "REMOTE_ADDR");
     request.request_id = Param(fcgi, "REQUEST_ID");
     if (request.request_id.empty()) request.request_id = NewRequestId();
+    Wipe(uri);  // may hold a /gethash/ password; `request` wipes its own copies when it goes
     return request;
 }
 
-// Read: the request body. Bodies over the limit are not read; the caller answers 413.
-bool Read(FCGX_Request& fcgi, std::size_t limit, std::string& body) {
+// Read: the request body into `body`: 413 when CONTENT_LENGTH is over `limit` (nothing is
+// read), 400 when CONTENT_LENGTH is not a number or the stream ends before that many bytes
+// (a truncated body must not be taken for a shorter one: its prefix may parse).
+Status Read(FCGX_Request& fcgi, std::size_t limit, std::string_view route, std::string& body) {
     const std::string length_text = Param(fcgi, "CONTENT_LENGTH");
-    const unsigned long long length =
-        length_text.empty() ? 0 : std::strtoull(length_text.c_str(), nullptr, 10);
-    if (length > limit) return false;
-    body.resize(static_cast<std::size_t>(length));
+    std::size_t length = 0;
+    if (!length_text.empty()) {
+        const char* end = length_text.data() + length_text.size();
+        const auto parsed = std::from_chars(length_text.data(), end, length);
+        if (parsed.ec == std::errc::result_out_of_range) return BodyTooLarge(route);
+        if (parsed.ec != std::errc{} || parsed.ptr != end)
+            return ApiError{400, "invalid_body", "The Content-Length is not a number."};
+    }
+    if (length > limit) return BodyTooLarge(route);
+    body.resize(length);
     std::size_t got = 0;
     while (got < body.size()) {
         const int n = FCGX_GetStr(body.data() + got, static_cast<int>(body.size() - got), fcgi.in);
         if (n <= 0) break;
         got += static_cast<std::size_t>(n);
     }
-    body.resize(got);
+    if (got < length)
+        return ApiError{400, "invalid_body",
+                        "The request body is shorter than its Content-Length; send it whole."};
     // The input ends with an empty FCGI_STDIN record: reading it (from libfcgi's buffer, no
     // system call in the usual case) lets FinishRequest close without lingering.
-    if (got == body.size()) (void)FCGX_GetChar(fcgi.in);
-    return true;
+    (void)FCGX_GetChar(fcgi.in);
+    return Ok{};
+}
+
+// The request's strings in libfcgi's parameter block (REQUEST_URI may hold a /gethash/
+// password), overwritten before FCGX_Finish_r frees them.
+void WipeParams(FCGX_Request& fcgi) {
+    for (char** param = fcgi.envp; param != nullptr && *param != nullptr; ++param)
+        Wipe(*param, std::strlen(*param));
 }
 
 // Dispatch: runs the route's handler. A handler that throws is a bug; the client gets a 500
@@ -250,10 +265,10 @@ void FcgiServer::AcceptLoop(Acceptor& acceptor) {
 void FcgiServer::Serve(InFlight flight) {
     services_.metrics.AddInflight(1);
     flight.route = FindRoute(flight.request);
-    if (!Read(*flight.fcgi, services_.config.max_body_bytes, flight.request.body)) {
-        Answer(flight, {flight.route != nullptr ? flight.route->label : "unmatched",
-                        ErrorResponse({413, "body_too_large", "The request body is too large."},
-                                      flight.request.request_id)});
+    const std::string_view label = flight.route != nullptr ? flight.route->label : "unmatched";
+    if (auto read = Read(*flight.fcgi, services_.config.max_body_bytes, label, flight.request.body);
+        !read.ok()) {
+        Answer(flight, {label, ErrorResponse(read.error(), flight.request.request_id)});
         return;
     }
     const int cost = flight.route != nullptr && flight.route->hash_cost != nullptr
@@ -281,6 +296,7 @@ void FcgiServer::Admit(InFlight flight, int cost) {
 // Write, Record, Log, and end the FastCGI request. Runs on whichever thread answers.
 void FcgiServer::Answer(InFlight& flight, Dispatch dispatch) {
     Write(*flight.fcgi, dispatch.response);
+    WipeParams(*flight.fcgi);
 
     const std::chrono::duration<double> took = Clock::now() - flight.start;
     const int status = dispatch.response.status;
