@@ -18,8 +18,8 @@ namespace hashd {
 
 class FcgiServer {
   public:
-    // Starts config.threads hashing threads at once (after timing a few hashes to seed the
-    // admission estimates, ~15 ms); Run() adds the accepting threads.
+    // Starts config.threads hashing threads at once (after timing three small hashes, ~20 ms
+    // of CPU, to seed the admission estimates); Run() adds the accepting threads.
     FcgiServer(const Services& services, const Logger& logger, int listen_fd);
     ~FcgiServer();
     FcgiServer(const FcgiServer&) = delete;

@@ -22,7 +22,7 @@ AdmissionQueue::Decision HashPool::Offer(int cost, std::unique_ptr<HashJob>& job
     if (draining_) return {};
     AdmissionQueue::Decision decision = admission_.Offer(cost, now);
     if (decision.admitted) {
-        queue_.push_back({std::move(job), cost, decision.estimate, now});
+        queue_.push_back({std::move(job), cost, decision.estimate, decision.variance, now});
         wake_.notify_one();
     }
     return decision;
@@ -55,7 +55,7 @@ void HashPool::Work(int worker) {
         Queued next = std::move(queue_.front());
         queue_.pop_front();
         const auto start = SteadyClock::now();
-        admission_.Start(worker, next.estimate, start);
+        admission_.Start(worker, next.estimate, next.variance, start);
         busy_since_[slot] = start;
         lock.unlock();
 

@@ -52,6 +52,7 @@ class HashPool {
         std::unique_ptr<HashJob> job;
         int cost;
         AdmissionQueue::Duration estimate;
+        double variance;
         SteadyClock::time_point admitted;
     };
     void Work(int worker);

@@ -93,7 +93,7 @@ TEST(Admission, SpreadsTheWorkOverTheWorkers) {
 TEST(Admission, RunningJobsCountOnlyWhatRemainsOfThem) {
     AdmissionQueue queue(1, milliseconds(1000), QuarterSecondAt12());
     auto running = queue.Offer(12, t0);
-    queue.Start(0, running.estimate, t0);
+    queue.Start(0, running.estimate, running.variance, t0);
     EXPECT_EQ(queue.queued(), 0);
     EXPECT_EQ(queue.ExpectedWait(At(100)), milliseconds(150));
     // Past its estimate a job counts as ending now, never as negative work.
@@ -109,7 +109,7 @@ TEST(Admission, RunningJobsCountOnlyWhatRemainsOfThem) {
 TEST(Admission, FinishedJobsTeachTheModel) {
     AdmissionQueue queue(1, milliseconds(1000), QuarterSecondAt12());
     auto d = queue.Offer(12, t0);
-    queue.Start(0, d.estimate, t0);
+    queue.Start(0, d.estimate, d.variance, t0);
     queue.Finish(0, 12, At(500));  // the machine is twice as slow as the guess
     EXPECT_DOUBLE_EQ(queue.model().Estimate(12), 0.5);
     // Now only three cost-12 jobs fit where five did.
@@ -121,11 +121,37 @@ TEST(Admission, FinishedJobsTeachTheModel) {
 TEST(Admission, AnIdleWorkerMeansNoWait) {
     AdmissionQueue queue(2, milliseconds(1), QuarterSecondAt12());
     auto d = queue.Offer(14, t0);
-    queue.Start(0, d.estimate, t0);
+    queue.Start(0, d.estimate, d.variance, t0);
     // One worker is hashing for a second, the other is idle: the next job starts at once.
     auto next = queue.Offer(14, t0);
     EXPECT_TRUE(next.admitted);
     EXPECT_EQ(next.expected_wait, Micros(0));
+}
+
+TEST(HashTimeModel, LearnsHowMuchRunTimesVary) {
+    HashTimeModel model = QuarterSecondAt12();
+    EXPECT_EQ(model.Variance(12), 0);  // nothing measured: the optimistic seed
+    model.Record(12, 0.25);
+    model.Record(12, 0.30);  // 20 % above the mean of 0.25
+    const double relative = HashTimeModel::kWeight * 0.2 * 0.2;
+    const double mean = model.Estimate(12);
+    EXPECT_DOUBLE_EQ(model.Variance(12), relative * mean * mean);
+    // The same relative spread applies to costs not measured yet.
+    EXPECT_DOUBLE_EQ(model.Variance(10), relative * model.Estimate(10) * model.Estimate(10));
+}
+
+TEST(Admission, AdmitsOnTheWaitPlusTwoStandardDeviations) {
+    // Cost 12 is 250 ms on average with a standard deviation of 50 ms (20 %).
+    HashTimeModel model = QuarterSecondAt12();
+    model.Record(12, 0.25);
+    for (int i = 0; i < 200; ++i) model.Record(12, i % 2 == 0 ? 0.20 : 0.30);
+    AdmissionQueue queue(1, milliseconds(1000), model);
+    // Four ahead: a mean wait of ~1000 ms, plus 2 x 50 ms x sqrt(4): refused, where the mean
+    // alone would have admitted it. Three ahead: ~750 + 2 x 50 x sqrt(3) = ~923 ms: admitted.
+    for (int i = 0; i < 4; ++i) EXPECT_TRUE(queue.Offer(12, t0).admitted) << i;
+    auto fifth = queue.Offer(12, t0);
+    EXPECT_FALSE(fifth.admitted);
+    EXPECT_GT(fifth.wait_bound, fifth.expected_wait);
 }
 
 TEST(Admission, ZeroDeadlineAdmitsEverything) {
@@ -138,9 +164,9 @@ TEST(Admission, AnEmptiedQueueHoldsNoWork) {
     AdmissionQueue queue(1, milliseconds(1000), QuarterSecondAt12());
     auto a = queue.Offer(12, t0);
     auto b = queue.Offer(12, t0);
-    queue.Start(0, a.estimate, t0);
+    queue.Start(0, a.estimate, a.variance, t0);
     queue.Finish(0, 12, At(250));
-    queue.Start(0, b.estimate, At(250));
+    queue.Start(0, b.estimate, b.variance, At(250));
     queue.Finish(0, 12, At(500));
     EXPECT_EQ(queue.queued(), 0);
     EXPECT_EQ(queue.ExpectedWait(At(500)), Micros(0));
