@@ -43,12 +43,12 @@ def run(bench, out_dir, stamp):
     for p, t, q, d in configs:
         label = f"P{p}-T{t}-q{q}-D{d}"
         bench.limits.pop(12, None)  # a fresh limit next to each configuration
-        rows = bench.overload_runs(12, factors, who=("hashd",), label=label,
+        rows = bench.overload_runs(12, factors, who=("hashd",), label=label, repeats=1,
                                    stack_kw={"processes": p, "threads": t, "queued_per_thread": q,
                                              "deadline_ms": d})
         half, four = rows[0], rows[1]
         # Capacity under random arrivals: how much a small queue cap sheds from bursts alone.
-        poisson = bench.overload_runs(12, [1.0], who=("hashd",), label=label,
+        poisson = bench.overload_runs(12, [1.0], who=("hashd",), label=label, repeats=1,
                                       stack_kw={"processes": p, "threads": t,
                                                 "queued_per_thread": q, "deadline_ms": d},
                                       arrivals="poisson")[0]

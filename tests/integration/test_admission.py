@@ -63,9 +63,8 @@ def test_a_burst_the_cpu_can_finish_within_the_deadline_is_served_whole(make_sta
     # The burst is sized from the hash time measured just before it, to half of what two
     # single-thread processes can finish within the 5 s deadline: 16 cost-10 hashes on an
     # idle machine (~0.45 s of work per process), fewer when other work slows the machine
-    # down. nginx's count cap stays at its production value.
-    stack = make_stack(processes=2, app_env={"HASHD_QUEUE_DEADLINE_MS": 5000},
-                       nginx={"queued_per_thread": 32})
+    # down. nginx's count cap is the production one (a safety bound well above this).
+    stack = make_stack(processes=2, app_env={"HASHD_QUEUE_DEADLINE_MS": 5000})
     fits = 2 * 5.0 / hash_seconds(stack, 10)
     n = max(2, min(16, int(fits / 2)))
     responses = burst(stack, n, 10)
@@ -77,8 +76,7 @@ def test_a_burst_the_cpu_can_finish_within_the_deadline_is_served_whole(make_sta
 def test_a_larger_burst_gets_fast_503s_with_retry_after(make_stack):
     # Deadline 300 ms and cost 12 (~0.25 s a hash here): each single-thread process admits
     # about two (the second with one hash ahead) and refuses the rest at once.
-    stack = make_stack(processes=2, app_env={"HASHD_QUEUE_DEADLINE_MS": 300},
-                       nginx={"queued_per_thread": 32})
+    stack = make_stack(processes=2, app_env={"HASHD_QUEUE_DEADLINE_MS": 300})
     responses = burst(stack, 24, 12)
     ok = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code == 503]
@@ -111,8 +109,7 @@ def test_a_larger_burst_gets_fast_503s_with_retry_after(make_stack):
 def test_probes_are_answered_while_hashes_are_queued(make_stack):
     # One process, one hashing thread, a deadline long enough to queue a few seconds of
     # cost-12 work: /healthz and /readyz must come back while those hashes still wait.
-    stack = make_stack(processes=1, app_env={"HASHD_QUEUE_DEADLINE_MS": 60000},
-                       nginx={"queued_per_thread": 32})
+    stack = make_stack(processes=1, app_env={"HASHD_QUEUE_DEADLINE_MS": 60000})
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pending = pool.submit(burst, stack, 8, 12)
         # All 8 are in the app (stub_status counts this status request too).
