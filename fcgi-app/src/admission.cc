@@ -88,14 +88,13 @@ double HashTimeModel::Variance(int cost) const {
 
 void HashTimeModel::Record(int cost, double seconds) {
     if (cost < kMinCost || cost > kMaxCost || !(seconds > 0)) return;
-    double& mean = per_cost_[cost];
-    if (mean > 0) {
-        const double deviation = (seconds - mean) / mean;
-        relative_variance_ += kWeight * (deviation * deviation - relative_variance_);
-        mean += kWeight * (seconds - mean);
-    } else {
-        mean = seconds;
-    }
+    // The first sample of a cost moves its estimate from the per-unit one like any other,
+    // rather than replacing it: one slow first hash (a cold process, a busy moment) would
+    // otherwise make the process refuse the next burst the cores could finish.
+    const double mean = Estimate(cost);
+    const double deviation = (seconds - mean) / mean;
+    relative_variance_ += kWeight * (deviation * deviation - relative_variance_);
+    per_cost_[cost] = mean + kWeight * (seconds - mean);
     per_unit_ += kWeight * (seconds / Units(cost) - per_unit_);
 }
 

@@ -24,8 +24,8 @@ class HashTimeModel {
     double Estimate(int cost) const;
 
     // The variance (s^2) of one computation at `cost`: the moving average of the squared
-    // relative deviation of every timed computation from its cost's mean, times Estimate^2.
-    // 0 until two computations at one cost were timed.
+    // relative deviation of every timed computation from its cost's estimate, times
+    // Estimate^2. 0 until a computation was timed.
     double Variance(int cost) const;
 
     // Folds one timed computation in: an exponentially weighted moving average per cost

@@ -35,17 +35,20 @@ TEST(HashTimeModel, ScalesUnseenCostsByPowersOfTwo) {
 
 TEST(HashTimeModel, LearnsEachCostAsAMovingAverage) {
     HashTimeModel model = QuarterSecondAt12();
-    model.Record(12, 0.5);  // the first sample of a cost replaces the guess
-    EXPECT_DOUBLE_EQ(model.Estimate(12), 0.5);
+    const double w = HashTimeModel::kWeight;
+    // Even the first sample only moves the estimate: one slow first hash must not dominate.
+    model.Record(12, 0.5);
+    EXPECT_DOUBLE_EQ(model.Estimate(12), 0.25 + w * 0.25);
+    const double before = model.Estimate(12);
     model.Record(12, 1.0);
-    EXPECT_DOUBLE_EQ(model.Estimate(12), 0.5 + HashTimeModel::kWeight * 0.5);
+    EXPECT_DOUBLE_EQ(model.Estimate(12), before + w * (1.0 - before));
     // The per-unit average moved towards the slower machine, so unseen costs did too.
     EXPECT_GT(model.Estimate(10), 0.0625);
     // Nonsense is ignored.
-    const double before = model.Estimate(12);
+    const double now = model.Estimate(12);
     model.Record(12, -1);
     model.Record(40, 1);
-    EXPECT_DOUBLE_EQ(model.Estimate(12), before);
+    EXPECT_DOUBLE_EQ(model.Estimate(12), now);
 }
 
 TEST(Admission, AdmitsWhileTheWorkAheadFitsTheDeadline) {
@@ -110,9 +113,12 @@ TEST(Admission, FinishedJobsTeachTheModel) {
     AdmissionQueue queue(1, milliseconds(1000), QuarterSecondAt12());
     auto d = queue.Offer(12, t0);
     queue.Start(0, d.estimate, d.variance, t0);
-    queue.Finish(0, 12, At(500));  // the machine is twice as slow as the guess
-    EXPECT_DOUBLE_EQ(queue.model().Estimate(12), 0.5);
-    // Now only three cost-12 jobs fit where five did.
+    queue.Finish(0, 12, At(500));  // twice as slow as the guess
+    const double w = HashTimeModel::kWeight;
+    EXPECT_DOUBLE_EQ(queue.model().Estimate(12), 0.25 + w * 0.25);
+    // Each job is now expected to take 300 ms, give or take 134 ms (a relative deviation of
+    // 1.0 weighted 0.2): the third ahead would make 900 + 2 x 134 x sqrt(3) ms. Three fit,
+    // where five did.
     int admitted = 0;
     while (queue.Offer(12, At(500)).admitted) ++admitted;
     EXPECT_EQ(admitted, 3);
@@ -131,8 +137,7 @@ TEST(Admission, AnIdleWorkerMeansNoWait) {
 TEST(HashTimeModel, LearnsHowMuchRunTimesVary) {
     HashTimeModel model = QuarterSecondAt12();
     EXPECT_EQ(model.Variance(12), 0);  // nothing measured: the optimistic seed
-    model.Record(12, 0.25);
-    model.Record(12, 0.30);  // 20 % above the mean of 0.25
+    model.Record(12, 0.30);            // 20 % above the estimate of 0.25
     const double relative = HashTimeModel::kWeight * 0.2 * 0.2;
     const double mean = model.Estimate(12);
     EXPECT_DOUBLE_EQ(model.Variance(12), relative * mean * mean);
@@ -143,7 +148,6 @@ TEST(HashTimeModel, LearnsHowMuchRunTimesVary) {
 TEST(Admission, AdmitsOnTheWaitPlusTwoStandardDeviations) {
     // Cost 12 is 250 ms on average with a standard deviation of 50 ms (20 %).
     HashTimeModel model = QuarterSecondAt12();
-    model.Record(12, 0.25);
     for (int i = 0; i < 200; ++i) model.Record(12, i % 2 == 0 ? 0.20 : 0.30);
     AdmissionQueue queue(1, milliseconds(1000), model);
     // Four ahead: a mean wait of ~1000 ms, plus 2 x 50 ms x sqrt(4): refused, where the mean
