@@ -88,14 +88,17 @@ double HashTimeModel::Variance(int cost) const {
 
 void HashTimeModel::Record(int cost, double seconds) {
     if (cost < kMinCost || cost > kMaxCost || !(seconds > 0)) return;
-    // The first sample of a cost moves its estimate from the per-unit one like any other,
-    // rather than replacing it: one slow first hash (a cold process, a busy moment) would
-    // otherwise make the process refuse the next burst the cores could finish.
+    // One sample moves the estimates by a bounded step, rather than replacing them: one slow
+    // hash (a cold process, a busy moment) would otherwise make the process refuse the next
+    // burst the cores could finish. A sample counts as at most twice (at least half) the
+    // current estimate, and as at most 50 % off for the spread; a machine that really got
+    // slower still moves the estimate by up to 20 % a hash.
     const double mean = Estimate(cost);
-    const double deviation = (seconds - mean) / mean;
+    const double sample = std::clamp(seconds, mean / 2, mean * 2);
+    const double deviation = std::clamp((sample - mean) / mean, -0.5, 0.5);
     relative_variance_ += kWeight * (deviation * deviation - relative_variance_);
-    per_cost_[cost] = mean + kWeight * (seconds - mean);
-    per_unit_ += kWeight * (seconds / Units(cost) - per_unit_);
+    per_cost_[cost] = mean + kWeight * (sample - mean);
+    per_unit_ += kWeight * (sample / Units(cost) - per_unit_);
 }
 
 double HashTimeModel::Calibrate() {

@@ -37,11 +37,11 @@ TEST(HashTimeModel, LearnsEachCostAsAMovingAverage) {
     HashTimeModel model = QuarterSecondAt12();
     const double w = HashTimeModel::kWeight;
     // Even the first sample only moves the estimate: one slow first hash must not dominate.
-    model.Record(12, 0.5);
-    EXPECT_DOUBLE_EQ(model.Estimate(12), 0.25 + w * 0.25);
+    model.Record(12, 0.4);
+    EXPECT_DOUBLE_EQ(model.Estimate(12), 0.25 + w * 0.15);
     const double before = model.Estimate(12);
-    model.Record(12, 1.0);
-    EXPECT_DOUBLE_EQ(model.Estimate(12), before + w * (1.0 - before));
+    model.Record(12, 0.3);
+    EXPECT_DOUBLE_EQ(model.Estimate(12), before + w * (0.3 - before));
     // The per-unit average moved towards the slower machine, so unseen costs did too.
     EXPECT_GT(model.Estimate(10), 0.0625);
     // Nonsense is ignored.
@@ -49,6 +49,18 @@ TEST(HashTimeModel, LearnsEachCostAsAMovingAverage) {
     model.Record(12, -1);
     model.Record(40, 1);
     EXPECT_DOUBLE_EQ(model.Estimate(12), now);
+}
+
+TEST(HashTimeModel, OneOutlierMovesTheEstimateByABoundedStep) {
+    HashTimeModel model = QuarterSecondAt12();
+    const double w = HashTimeModel::kWeight;
+    model.Record(12, 10.0);  // a 40x outlier counts as twice the estimate
+    EXPECT_DOUBLE_EQ(model.Estimate(12), 0.25 + w * 0.25);
+    // ... and as 50 % off for the spread.
+    EXPECT_DOUBLE_EQ(model.Variance(12), w * 0.25 * model.Estimate(12) * model.Estimate(12));
+    // A machine that really is 4x slower is reached within a few dozen hashes.
+    for (int i = 0; i < 40; ++i) model.Record(12, 1.0);
+    EXPECT_NEAR(model.Estimate(12), 1.0, 0.01);
 }
 
 TEST(Admission, AdmitsWhileTheWorkAheadFitsTheDeadline) {
@@ -116,9 +128,9 @@ TEST(Admission, FinishedJobsTeachTheModel) {
     queue.Finish(0, 12, At(500));  // twice as slow as the guess
     const double w = HashTimeModel::kWeight;
     EXPECT_DOUBLE_EQ(queue.model().Estimate(12), 0.25 + w * 0.25);
-    // Each job is now expected to take 300 ms, give or take 134 ms (a relative deviation of
-    // 1.0 weighted 0.2): the third ahead would make 900 + 2 x 134 x sqrt(3) ms. Three fit,
-    // where five did.
+    // Each job is now expected to take 300 ms, give or take 67 ms (a relative deviation
+    // counted as 0.5, weighted 0.2): 600 + 2 x 67 x sqrt(2) = 790 ms for the third, 900 +
+    // 2 x 67 x sqrt(3) = 1132 ms for the fourth. Three fit, where five did.
     int admitted = 0;
     while (queue.Offer(12, At(500)).admitted) ++admitted;
     EXPECT_EQ(admitted, 3);
