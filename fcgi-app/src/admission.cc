@@ -19,10 +19,10 @@
 // and a job is admitted when that wait, plus twice its standard deviation, is within the
 // deadline: the estimates are means, and the wait behind n hashes varies with the sum of their
 // variances, so a job admitted on the mean alone at the very edge would start late about half
-// the time (measured at 4x overload: the p99 of accepted requests was 8 % above deadline + one
-// hash on the mean alone, 4 % with the spread). The variance comes from how far measured
-// hashes stray from their means, and treats them as independent: under overload they are not
-// (one CPU contention slows every queued hash), which is the 4 % left.
+// the time (measured at 4x overload: the p99 of accepted requests was 6 % above deadline + one
+// hash on the mean alone, 4-6 % with the spread in two runs). The variance comes from how far
+// measured hashes stray from their means, and treats them as independent: under overload they
+// are not (one CPU contention slows every queued hash), which is what is left.
 //
 // The estimate of a job at cost c is an exponentially weighted moving average of the run times
 // this process measured at cost c (or, for a cost not seen yet, the average time per 2^c
