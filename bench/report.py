@@ -5,6 +5,7 @@ import json
 import os
 
 from procs import cpu_model, git_commit
+from stack import nginx_default
 
 
 def fmt(v, spec=".0f", none="–"):
@@ -48,6 +49,8 @@ def overload_table(rows):
 
 def write_report(bench, out_dir, stamp, command):
     args = bench.args
+    queued = (args.queued_per_thread if args.queued_per_thread is not None
+              else nginx_default("hashd_nginx_queued_per_thread"))
     lines = [f"# hashd benchmark, {stamp}", "",
              f"Command: `{command}`  ",
              f"Commit: `{git_commit()}`; machine: {os.cpu_count()} cores "
@@ -55,7 +58,7 @@ def write_report(bench, out_dir, stamp, command):
              f"hashd settings: P={args.processes} processes, T={args.threads} hashing threads, "
              f"queue deadline {fmt(args.deadline_ms, 'd', 'default')} ms (admission by "
              f"expected wait, app), max_conns per process = T × "
-             f"(1 + {fmt(args.queued_per_thread, 'd', 'default')}) (nginx's safety bound); "
+             f"(1 + {queued}) (nginx's safety bound); "
              f"closed loop over HTTP/1.1 keep-alive with {bench.connections('hashd')} "
              f"connections to hashd, {bench.connections('original')} to the original.",
              ""]
