@@ -6,6 +6,7 @@
 #include "hash_handlers.h"
 #include "health_handlers.h"
 #include "message_handlers.h"
+#include "multivac_handlers.h"
 
 namespace hashd {
 namespace {
@@ -19,6 +20,11 @@ constexpr Route kRoutes[] = {
     {"/healthz", "/healthz", false, "GET", HandleHealthz, nullptr},
     {"/readyz", "/readyz", false, "GET", HandleReadyz, nullptr},
     {"/metrics", "/metrics", false, "GET", HandleMetrics, nullptr},
+    // MultiVAC (multivac_handlers.h): store reads and writes, answered like messages by the
+    // accepting threads.
+    {"/", "/", false, "GET", HandleMultivacWelcome, nullptr},
+    {"/multivac", "/multivac", false, "GET", HandleMultivacAnswer, nullptr},
+    {"/multivac/data", "/multivac/data", false, "POST", HandleMultivacData, nullptr},
 };
 
 bool PathMatches(const Route& route, std::string_view path) {
