@@ -10,7 +10,7 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test
+.PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test
 
 all: build
 
@@ -31,7 +31,7 @@ run: build
 
 # The whole suite: unit tests (plain and sanitized builds), integration tests against the real
 # local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
-test: unit-test integration-test monitoring-test vm-test bench-smoke nomad-test fuzz-smoke security-test
+test: unit-test integration-test monitoring-test vm-test bench-smoke nomad-test fuzz-smoke security-test admission-test
 
 unit-test: build build-asan
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
@@ -53,6 +53,12 @@ monitoring-test: deps
 # --profile production, lintian on the .deb, systemd-analyze security of the units. ~3 min.
 security-test: deb
 	$(PYTEST) tests/security
+# Admission by expected wait alone (fcgi-app/src/admission.cc): its unit tests and the
+# real-stack tests (a burst served whole, a larger one refused at once, probes never queued).
+# Both are also part of unit-test and integration-test; this target runs just them (~30 s).
+admission-test: build
+	$(BUILD_DIR)/fcgi-app/hashd_unit_tests --gtest_filter='Admission*:HashTimeModel*:OverloadResponse*'
+	$(PYTEST) tests/integration/test_admission.py
 
 vm-test: deb
 	tests/vm/run

@@ -12,6 +12,8 @@ Configurations come from --tune-configs "P,T,q,D;P,T,q,D;..." (default: the swee
 
 import json
 
+from procs import log
+
 # P, T, q (queued requests per thread that nginx lets wait in a socket), D (deadline, ms).
 DEFAULT_SWEEP = [
     (2, 2, 2, 1000),  # the first defaults (app: T=2, D=1000; nginx: q=2)
@@ -35,27 +37,24 @@ def parse_configs(text):
 
 
 def run(bench, out_dir, stamp):
-    # Imported from bench/run's namespace (this module is loaded by it).
-    import __main__ as harness
-
     configs = parse_configs(bench.args.tune_configs)
     factors = [0.5, 4.0]
     results = []
     for p, t, q, d in configs:
         label = f"P{p}-T{t}-q{q}-D{d}"
         bench.limits.pop(12, None)  # a fresh limit next to each configuration
-        rows = bench.overload_runs(12, factors, who=("hashd",), label=label,
+        rows = bench.overload_runs(12, factors, who=("hashd",), label=label, repeats=1,
                                    stack_kw={"processes": p, "threads": t, "queued_per_thread": q,
                                              "deadline_ms": d})
         half, four = rows[0], rows[1]
         # Capacity under random arrivals: how much a small queue cap sheds from bursts alone.
-        poisson = bench.overload_runs(12, [1.0], who=("hashd",), label=label,
+        poisson = bench.overload_runs(12, [1.0], who=("hashd",), label=label, repeats=1,
                                       stack_kw={"processes": p, "threads": t,
                                                 "queued_per_thread": q, "deadline_ms": d},
                                       arrivals="poisson")[0]
         results.append({"P": p, "T": t, "q": q, "max_conns": t * (1 + q), "D": d,
                         "limit": half["limit"], "half": half, "four": four, "poisson": poisson})
-        harness.log(f"{label}: goodput@4x {four['ratio']:.0%}, p99 {half['p99_ms']:.0f} -> "
+        log(f"{label}: goodput@4x {four['ratio']:.0%}, p99 {half['p99_ms']:.0f} -> "
                     f"{four['p99_ms']:.0f} ms, shed {four['shed_share']:.0%}")
 
     lines = [f"# hashd overload tuning, {stamp}", "",

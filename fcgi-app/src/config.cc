@@ -87,9 +87,13 @@ const std::vector<Setting>& Settings() {
                       "highest cost a client may ask for, and highest cost of a hash "
                       "`/v1/verify` will compute (a hash can name cost 31: days of CPU)"),
         NumberSetting("threads", &Config::threads, 1, 256,
-                      "FastCGI worker threads per process; with P = cores, one hash per core "
+                      "hashing threads per process; with P = cores, one hash per core "
                       "(`bench/README.md` measured one single-thread process per CPU as the "
                       "best; see \"Capacity and overload\" in the README)"),
+        NumberSetting("accept-threads", &Config::accept_threads, 1, 256,
+                      "threads per process that accept, parse and admit requests and answer "
+                      "those that do not hash (probes, messages) themselves, so a probe never "
+                      "waits behind a hash"),
         {"legacy-get", "0|1",
          "`0` switches `GET /gethash/<password>/` off: it answers 410 with a hint to POST",
          [](Config& c, std::string_view t) {
@@ -99,8 +103,9 @@ const std::vector<Setting>& Settings() {
          },
          [](const Config& c) { return std::string(c.legacy_get ? "1" : "0"); }},
         NumberSetting("queue-deadline-ms", &Config::queue_deadline_ms, 0, 600000,
-                      "a request that waited longer than this between nginx and a worker is "
-                      "answered 503 + `Retry-After` instead of being hashed; `0` disables"),
+                      "a hashing request is admitted when the work queued ahead of it is "
+                      "expected to finish within this, else refused at once with 503, "
+                      "`Retry-After` and `Retry-After-Ms`; `0` admits everything"),
         TextSetting("store", &Config::store, "lmdb:PATH | redis://HOST:PORT/DB | postgresql://...",
                     IsStoreUrl,
                     "message store: `lmdb:PATH`, `redis://HOST:PORT/DB`, "

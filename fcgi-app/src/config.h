@@ -20,9 +20,10 @@ struct Config {
     int cost_default = 12;   // cost used when a request names none
     int cost_min = 10;       // lowest cost a client may ask for
     int cost_max = 14;       // highest cost a client may ask for, or a verified hash may carry
-    int threads = 1;         // FastCGI worker threads in this process
+    int threads = 1;         // hashing threads in this process
+    int accept_threads = 2;  // threads that accept, parse and admit, and answer non-hashing routes
     bool legacy_get = true;  // serve GET /gethash/<password>/ (else 410)
-    int queue_deadline_ms = 1000;  // requests that waited longer than this are shed (503)
+    int queue_deadline_ms = 1000;  // longest expected wait a hashing request is admitted with
     std::string store = "lmdb:/var/lib/hashd/messages";
     std::size_t lmdb_map_size = std::size_t{1} << 30;  // bytes the LMDB file may grow to
     int store_timeout_ms = 1000;                       // connect/command timeout of network stores

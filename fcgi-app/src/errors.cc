@@ -1,5 +1,7 @@
 #include "errors.h"
 
+#include <algorithm>
+
 #include "json.h"
 
 namespace hashd {
@@ -14,8 +16,11 @@ Response ErrorResponse(const ApiError& error, const std::string& request_id) {
     response.body = WriteJson(body);
     response.error_code = error.code;
     response.error_detail = error.detail;
-    if (error.retry_after_seconds > 0)
-        response.AddHeader("Retry-After", std::to_string(error.retry_after_seconds));
+    // Retry-After takes whole seconds only (RFC 9110); a finer hint rides beside it.
+    const int seconds = std::max(error.retry_after_seconds, (error.retry_after_ms + 999) / 1000);
+    if (seconds > 0) response.AddHeader("Retry-After", std::to_string(seconds));
+    if (error.retry_after_ms > 0)
+        response.AddHeader("Retry-After-Ms", std::to_string(error.retry_after_ms));
     return response;
 }
 

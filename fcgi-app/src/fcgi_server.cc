@@ -1,18 +1,24 @@
 // FastCGI request boundary.
 //
-// Threads: each worker blocks in FCGX_Accept_r on the shared listening socket; the kernel hands
-// each connection to one of them, so no accept mutex is needed on Linux. A worker owns its
-// FCGX_Request for its whole life; nothing else is shared but the thread-safe Services.
+// Threads. A few accepting threads (HASHD_ACCEPT_THREADS) block in FCGX_Accept_r on the shared
+// listening socket; the kernel hands each connection to one of them, so no accept mutex is
+// needed on Linux. An accepting thread parses the request and reads its body (nginx has
+// buffered it, so this is a copy, not a wait on a client), then either answers it itself or
+// offers it to the hashing threads (HASHD_THREADS, hash_pool.h). It answers itself what does
+// not hash: probes, message requests (I/O-bound, not CPU-bound), invalid input, and the
+// requests admission refuses. So /healthz never waits behind a hash, and a refusal costs
+// microseconds. The FastCGI request travels with the job to the hashing thread, which writes
+// the response and closes it.
 //
-// Overload: bcrypt is CPU-bound, so a queue in front of the workers only adds latency. nginx
-// caps the requests in flight per socket (max_conns), and the requests that still wait (in
-// the socket's listen backlog) carry the time nginx handed them over (HASHD_SENT_MSEC). A
-// worker that picks up a request older than the queue deadline answers 503 + Retry-After at
-// once instead of hashing: the client learns within the deadline that it must retry, and the
-// requests behind it keep their latency.
+// Overload is decided by admission by expected wait (admission.cc): nginx's max_conns is only
+// a generous safety bound against a runaway queue in the listen backlog.
+//
+// The steps of one request, in order, each a named function below: Parse, Read, (Admit),
+// Dispatch, Write, Record, Log.
 //
 // Shutdown: Stop() shuts the listening socket down, which makes every blocked accept() return
-// (EINVAL on Linux), so workers leave the loop after finishing the request they hold.
+// (EINVAL on Linux), so accepting threads leave their loop after the request they hold; then
+// the hashing threads finish every admitted request and the process exits.
 
 #include "fcgi_server.h"
 
@@ -37,6 +43,25 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Owns one accepted FastCGI request; ending it (FCGX_Finish_r) flushes the response and closes
+// the connection.
+//
+// The close. libfcgi closes a connection "lingering": shutdown(SHUT_WR), then poll and read
+// until nginx has closed its end, so that unread input cannot make the kernel reset the
+// connection under a response nginx has not read yet. Three system calls and a wait for nginx
+// to be scheduled, on the thread that should be hashing the next request. When the request's
+// input was read to its end (Read() consumes the empty FCGI_STDIN record that ends it),
+// nothing is left unread and a plain close is as safe: FCGX_Detach makes libfcgi's close skip
+// the linger (its only effect in libfcgi 2.4).
+struct FinishRequest {
+    void operator()(FCGX_Request* request) const {
+        if (request->in != nullptr && FCGX_HasSeenEOF(request->in) == EOF) FCGX_Detach(request);
+        FCGX_Finish_r(request);
+        delete request;
+    }
+};
+using FcgiRequest = std::unique_ptr<FCGX_Request, FinishRequest>;
+
 std::string Param(const FCGX_Request& request, const char* name) {
     const char* value = FCGX_GetParam(name, request.envp);
     return value != nullptr ? value : "";
@@ -48,22 +73,32 @@ std::string NewRequestId() {
     return HexEncode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
 }
 
-// Seconds since nginx handed the request over, from its $msec ("1700000000.123"); negative
-// when nginx did not say (direct FastCGI clients) so no deadline applies.
-double QueueWaitSeconds(const std::string& sent_msec) {
-    if (sent_msec.empty()) return -1;
-    char* end = nullptr;
-    const double sent = std::strtod(sent_msec.c_str(), &end);
-    if (end == sent_msec.c_str() || sent <= 0) return -1;
-    const auto now = std::chrono::system_clock::now().time_since_epoch();
-    const double wait = std::chrono::duration<double>(now).count() - sent;
-    return wait < 0 ? 0 : wait;  // nginx's clock is ms-granular and cached per event loop
+// Accept: the next request on the listening socket, or null once the socket is shut down.
+FcgiRequest Accept(int listen_fd) {
+    FcgiRequest request(new FCGX_Request{});
+    FCGX_InitRequest(request.get(), listen_fd, 0);
+    if (FCGX_Accept_r(request.get()) < 0) return nullptr;
+    return request;
 }
 
-// Reads the request body into `body`: 413 when CONTENT_LENGTH is over `limit` (nothing is
+// Parse: the Request value from the FastCGI parameters (the body comes in Read).
+Request Parse(const FCGX_Request& fcgi) {
+    Request request;
+    request.method = Param(fcgi, "REQUEST_METHOD");
+    std::string uri = Param(fcgi, "REQUEST_URI");
+    const std::size_t question = uri.find('?');
+    request.path = uri.substr(0, question);  // no handler reads the query string
+    request.content_type = Param(fcgi, "CONTENT_TYPE");
+    request.request_id = Param(fcgi, "REQUEST_ID");
+    if (request.request_id.empty()) request.request_id = NewRequestId();
+    Wipe(uri);  // may hold a /gethash/ password; `request` wipes its own copies when it goes
+    return request;
+}
+
+// Read: the request body into `body`: 413 when CONTENT_LENGTH is over `limit` (nothing is
 // read), 400 when CONTENT_LENGTH is not a number or the stream ends before that many bytes
 // (a truncated body must not be taken for a shorter one: its prefix may parse).
-Status ReadBody(FCGX_Request& fcgi, std::size_t limit, std::string_view route, std::string& body) {
+Status Read(FCGX_Request& fcgi, std::size_t limit, std::string_view route, std::string& body) {
     const std::string length_text = Param(fcgi, "CONTENT_LENGTH");
     std::size_t length = 0;
     if (!length_text.empty()) {
@@ -84,6 +119,9 @@ Status ReadBody(FCGX_Request& fcgi, std::size_t limit, std::string_view route, s
     if (got < length)
         return ApiError{400, "invalid_body",
                         "The request body is shorter than its Content-Length; send it whole."};
+    // The input ends with an empty FCGI_STDIN record: reading it (from libfcgi's buffer, no
+    // system call in the usual case) lets FinishRequest close without lingering.
+    (void)FCGX_GetChar(fcgi.in);
     return Ok{};
 }
 
@@ -94,56 +132,101 @@ void WipeParams(FCGX_Request& fcgi) {
         Wipe(*param, std::strlen(*param));
 }
 
-void WriteResponse(FCGX_Request& fcgi, const Response& response) {
-    std::string head = "Status: " + std::to_string(response.status) + " " +
-                       ReasonPhrase(response.status) +
-                       "\r\nContent-Type: " + response.content_type +
-                       "\r\nContent-Length: " + std::to_string(response.body.size()) + "\r\n";
-    for (const auto& [name, value] : response.headers) head += name + ": " + value + "\r\n";
-    head += "\r\n";
-    FCGX_PutStr(head.data(), static_cast<int>(head.size()), fcgi.out);
-    FCGX_PutStr(response.body.data(), static_cast<int>(response.body.size()), fcgi.out);
+// Dispatch: runs the route's handler. A handler that throws is a bug; the client gets a 500
+// that leaks nothing, the log gets the exception's text (never a request's data).
+Dispatch RunHandler(const Request& request, const Services& services, const Logger& logger) {
+    try {
+        return RouteRequest(request, services);
+    } catch (const std::exception& e) {
+        logger.Log(LogLevel::kError, "handler failed",
+                   {{"REQUEST_ID", request.request_id}, {"ERROR", e.what()}});
+        const Route* route = FindRoute(request);
+        return {route != nullptr ? route->label : "unmatched",
+                ErrorResponse(
+                    {500, "internal_error", "Something went wrong on our side; retry shortly."},
+                    request.request_id)};
+    }
+}
+
+// Write: the response as FastCGI's CGI-style head and the body, in one buffer so that libfcgi
+// sends it with as few writes as it can.
+void Write(FCGX_Request& fcgi, const Response& response) {
+    std::string out = "Status: " + std::to_string(response.status) + " " +
+                      ReasonPhrase(response.status) + "\r\nContent-Type: " + response.content_type +
+                      "\r\nContent-Length: " + std::to_string(response.body.size()) + "\r\n";
+    for (const auto& [name, value] : response.headers) out += name + ": " + value + "\r\n";
+    out += "\r\n";
+    out += response.body;
+    FCGX_PutStr(out.data(), static_cast<int>(out.size()), fcgi.out);
+}
+
+// The 503 of a refused request: Retry-After-Ms from the admission decision, Retry-After in
+// whole seconds (ErrorResponse rounds up).
+Response Overloaded(const AdmissionQueue::Decision& decision, const std::string& request_id) {
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(decision.retry_after).count();
+    ApiError error{503, "overloaded",
+                   "The service is overloaded; retry after the Retry-After delay."};
+    error.retry_after_ms = static_cast<int>(std::max<long long>(1, ms));
+    return ErrorResponse(error, request_id);
 }
 
 }  // namespace
 
-struct FcgiServer::Worker {
-    FCGX_Request request{};
-    // steady_clock ticks when the current request started; 0 while idle (for the watchdog).
+struct FcgiServer::InFlight {
+    FcgiRequest fcgi;
+    Request request;
+    const Route* route = nullptr;
+    Clock::time_point start;                  // when the accepting thread got it
+    std::chrono::microseconds queue_wait{0};  // admitted to started hashing (monotonic)
+};
+
+// An admitted request, run on a hashing thread.
+class FcgiServer::AdmittedRequest final : public HashJob {
+  public:
+    AdmittedRequest(FcgiServer& server, InFlight flight)
+        : server_(server), flight_(std::move(flight)), admitted_(Clock::now()) {}
+
+    void Run() override {
+        flight_.queue_wait =
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - admitted_);
+        server_.Answer(flight_, RunHandler(flight_.request, server_.services_, server_.logger_));
+    }
+
+    InFlight& flight() { return flight_; }
+
+  private:
+    FcgiServer& server_;
+    InFlight flight_;
+    Clock::time_point admitted_;
+};
+
+struct FcgiServer::Acceptor {
+    // steady_clock ticks when the current request started; 0 while waiting (for the watchdog).
     std::atomic<Clock::rep> busy_since{0};
 };
 
 FcgiServer::FcgiServer(const Services& services, const Logger& logger, int listen_fd)
-    : services_(services), logger_(logger), listen_fd_(listen_fd) {
-    for (int i = 0; i < services_.config.threads; ++i) {
-        auto worker = std::make_unique<Worker>();
-        FCGX_InitRequest(&worker->request, listen_fd_, 0);
-        workers_.push_back(std::move(worker));
-    }
-    services_.metrics.SetWorkers(services_.config.threads);
+    : services_(services),
+      logger_(logger),
+      listen_fd_(listen_fd),
+      pool_(std::make_unique<HashPool>(services.config.threads,
+                                       std::chrono::milliseconds(services.config.queue_deadline_ms),
+                                       HashTimeModel::Calibrate(), services.metrics)) {
+    for (int i = 0; i < services_.config.accept_threads; ++i)
+        acceptors_.push_back(std::make_unique<Acceptor>());
 }
 
-FcgiServer::~FcgiServer() {
-    for (auto& worker : workers_) FCGX_Free(&worker->request, 0);
-}
+FcgiServer::~FcgiServer() = default;
 
 void FcgiServer::Run() {
-    std::vector<std::jthread> threads;
-    threads.reserve(workers_.size());
-    for (auto& worker : workers_) {
-        threads.emplace_back([this, w = worker.get()] {
-            while (!stopping_.load()) {
-                if (FCGX_Accept_r(&w->request) < 0) break;
-                w->busy_since.store(Clock::now().time_since_epoch().count());
-                services_.metrics.AddBusyWorkers(1);
-                Serve(*w);
-                FCGX_Finish_r(&w->request);
-                services_.metrics.AddBusyWorkers(-1);
-                w->busy_since.store(0);
-            }
-        });
-    }
-}  // the jthreads join here, after Stop() has released every accept
+    {
+        std::vector<std::jthread> threads;
+        threads.reserve(acceptors_.size());
+        for (auto& acceptor : acceptors_)
+            threads.emplace_back([this, a = acceptor.get()] { AcceptLoop(*a); });
+    }  // the accepting threads join here, after Stop() has released every accept
+    pool_->Drain();
+}
 
 void FcgiServer::Stop() {
     if (stopping_.exchange(true)) return;
@@ -151,78 +234,85 @@ void FcgiServer::Stop() {
 }
 
 bool FcgiServer::Healthy(std::chrono::seconds limit) const {
+    if (pool_->Stuck(limit)) return false;
     const Clock::rep now = Clock::now().time_since_epoch().count();
     const Clock::rep limit_ticks = std::chrono::duration_cast<Clock::duration>(limit).count();
-    for (const auto& worker : workers_) {
-        const Clock::rep since = worker->busy_since.load();
+    for (const auto& acceptor : acceptors_) {
+        const Clock::rep since = acceptor->busy_since.load();
         if (since == 0 || now - since < limit_ticks) return true;
     }
-    return workers_.empty();
+    return acceptors_.empty();
 }
 
-void FcgiServer::Serve(Worker& worker) {
-    FCGX_Request& fcgi = worker.request;
-    const auto start = Clock::now();
-    services_.metrics.AddInflight(1);
-
-    Request request;
-    request.method = Param(fcgi, "REQUEST_METHOD");
-    std::string uri = Param(fcgi, "REQUEST_URI");
-    const std::size_t question = uri.find('?');
-    request.path = uri.substr(0, question);  // no handler reads the query string
-    request.content_type = Param(fcgi, "CONTENT_TYPE");
-    request.request_id = Param(fcgi, "REQUEST_ID");
-    if (request.request_id.empty()) request.request_id = NewRequestId();
-
-    const double queue_wait = QueueWaitSeconds(Param(fcgi, "HASHD_SENT_MSEC"));
-    if (queue_wait >= 0) services_.metrics.RecordQueueWait(queue_wait);
-
-    Dispatch dispatch{"unmatched", false, {}};
-    const Route* route = FindRoute(request);
-    const int deadline_ms = services_.config.queue_deadline_ms;
-    if (route != nullptr && route->sheddable && deadline_ms > 0 &&
-        queue_wait * 1000 > deadline_ms) {
-        services_.metrics.RecordShed("queue_deadline");
-        dispatch = {
-            route->label, true,
-            ErrorResponse({503, "overloaded",
-                           "The service is overloaded; retry after the Retry-After delay.", 1},
-                          request.request_id)};
-    } else if (auto read = ReadBody(fcgi, services_.config.max_body_bytes,
-                                    route != nullptr ? route->label : "unmatched", request.body);
-               !read.ok()) {
-        dispatch = {route != nullptr ? route->label : "unmatched", false,
-                    ErrorResponse(read.error(), request.request_id)};
-    } else {
-        try {
-            dispatch = RouteRequest(request, services_);
-        } catch (const std::exception& e) {
-            logger_.Log(LogLevel::kError, "handler failed",
-                        {{"REQUEST_ID", request.request_id}, {"ERROR", e.what()}});
-            dispatch.response = ErrorResponse(
-                {500, "internal_error", "Something went wrong on our side; retry shortly."},
-                request.request_id);
-        }
+void FcgiServer::AcceptLoop(Acceptor& acceptor) {
+    while (!stopping_.load()) {
+        FcgiRequest fcgi = Accept(listen_fd_);
+        if (!fcgi) break;
+        const auto start = Clock::now();
+        acceptor.busy_since.store(start.time_since_epoch().count());
+        InFlight flight;
+        flight.request = Parse(*fcgi);
+        flight.fcgi = std::move(fcgi);
+        flight.start = start;
+        Serve(std::move(flight));
+        acceptor.busy_since.store(0);
     }
-    WriteResponse(fcgi, dispatch.response);
-    Wipe(uri);
-    WipeParams(fcgi);  // `request` wipes its own copies when it goes
+}
 
-    const std::chrono::duration<double> took = Clock::now() - start;
+// Everything an accepting thread does with a request after parsing it.
+void FcgiServer::Serve(InFlight flight) {
+    services_.metrics.AddInflight(1);
+    flight.route = FindRoute(flight.request);
+    const std::string_view label = flight.route != nullptr ? flight.route->label : "unmatched";
+    if (auto read = Read(*flight.fcgi, services_.config.max_body_bytes, label, flight.request.body);
+        !read.ok()) {
+        Answer(flight, {label, ErrorResponse(read.error(), flight.request.request_id)});
+        return;
+    }
+    const int cost = flight.route != nullptr && flight.route->hash_cost != nullptr
+                         ? flight.route->hash_cost(flight.request, services_)
+                         : 0;
+    if (cost == 0) {  // nothing to hash: answer here, never behind a hash
+        Answer(flight, RunHandler(flight.request, services_, logger_));
+        return;
+    }
+    Admit(std::move(flight), cost);
+}
+
+// Admit: queue the request for a hashing thread, or refuse it at once.
+void FcgiServer::Admit(InFlight flight, int cost) {
+    auto admitted = std::make_unique<AdmittedRequest>(*this, std::move(flight));
+    AdmittedRequest* request = admitted.get();
+    std::unique_ptr<HashJob> job = std::move(admitted);
+    const AdmissionQueue::Decision decision = pool_->Offer(cost, job);
+    if (decision.admitted) return;  // the pool owns it now
+    services_.metrics.RecordShed("queue_deadline");
+    InFlight& refused = request->flight();
+    Answer(refused, {refused.route->label, Overloaded(decision, refused.request.request_id)});
+}
+
+// Write, Record, Log, and end the FastCGI request. Runs on whichever thread answers.
+void FcgiServer::Answer(InFlight& flight, Dispatch dispatch) {
+    Write(*flight.fcgi, dispatch.response);
+    WipeParams(*flight.fcgi);
+
+    const std::chrono::duration<double> took = Clock::now() - flight.start;
     const int status = dispatch.response.status;
-    services_.metrics.RecordRequest(dispatch.label, MethodLabel(request.method), status,
-                                    took.count());
+    const std::string_view method = MethodLabel(flight.request.method);
+    services_.metrics.RecordRequest(dispatch.label, method, status, took.count());
     services_.metrics.AddInflight(-1);
     logger_.Log(status >= 500 ? LogLevel::kWarning : LogLevel::kInfo, "request",
-                {{"REQUEST_ID", request.request_id},
+                {{"REQUEST_ID", flight.request.request_id},
                  {"ROUTE", std::string(dispatch.label)},
-                 {"METHOD", std::string(MethodLabel(request.method))},
+                 {"METHOD", std::string(method)},
                  {"HTTP_STATUS", std::to_string(status)},
                  {"DURATION_US", std::to_string(static_cast<long long>(took.count() * 1e6))},
-                 {"QUEUE_WAIT_US",
-                  std::to_string(static_cast<long long>(queue_wait < 0 ? 0 : queue_wait * 1e6))},
+                 {"QUEUE_WAIT_US", std::to_string(flight.queue_wait.count())},
                  {"ERROR", dispatch.response.error_code},
                  {"ERROR_DETAIL", dispatch.response.error_detail}});
+    // Flush and close last: once a client has its answer, the request's log line exists
+    // (operators and tests look it up by the X-Request-Id they got).
+    flight.fcgi.reset();
 }
 
 }  // namespace hashd

@@ -1,45 +1,59 @@
 #pragma once
-// The request boundary: T worker threads, each accepting FastCGI requests on the inherited
-// listening socket, turning them into Request values, running the router and writing the
-// Response back. It is also where overload is refused (see the comment in fcgi_server.cc).
+// The request boundary: accepting threads take FastCGI requests from the inherited listening
+// socket, turn them into Request values and either answer them at once (probes, messages,
+// invalid input, refusals) or hand them to the hashing threads behind admission by expected
+// wait (hash_pool.h; the policy is explained in admission.cc).
 
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <vector>
 
+#include "hash_pool.h"
 #include "logger.h"
+#include "router.h"
 #include "services.h"
 
 namespace hashd {
 
 class FcgiServer {
   public:
+    // Starts config.threads hashing threads at once (after timing three small hashes, ~20 ms
+    // of CPU, to seed the admission estimates); Run() adds the accepting threads.
     FcgiServer(const Services& services, const Logger& logger, int listen_fd);
     ~FcgiServer();
     FcgiServer(const FcgiServer&) = delete;
     FcgiServer& operator=(const FcgiServer&) = delete;
 
-    // Serves with config.threads workers until Stop(); returns once every in-flight request
-    // has been answered.
+    // Serves with config.accept_threads accepting threads until Stop(); returns once every
+    // admitted request has been answered.
     void Run();
 
-    // Stops accepting new requests; in-flight ones finish. Safe from any thread.
+    // Stops accepting new requests; admitted ones finish. Safe from any thread.
     void Stop();
 
-    // False when every worker has been stuck on a single request for longer than `limit`:
-    // the systemd watchdog then stops being fed and systemd restarts the process.
+    // False when every accepting thread, or every hashing thread, has been stuck on a single
+    // request for longer than `limit`: the systemd watchdog then stops being fed and systemd
+    // restarts the process.
     bool Healthy(std::chrono::seconds limit) const;
 
+    struct InFlight;  // one request between the accepting and the answering step
+
   private:
-    struct Worker;
-    void Serve(Worker& worker);
+    class AdmittedRequest;
+    struct Acceptor;
+
+    void AcceptLoop(Acceptor& acceptor);
+    void Serve(InFlight flight);
+    void Admit(InFlight flight, int cost);
+    void Answer(InFlight& flight, Dispatch dispatch);
 
     const Services& services_;
     const Logger& logger_;
     int listen_fd_;
     std::atomic<bool> stopping_{false};
-    std::vector<std::unique_ptr<Worker>> workers_;
+    std::vector<std::unique_ptr<Acceptor>> acceptors_;
+    std::unique_ptr<HashPool> pool_;
 };
 
 }  // namespace hashd

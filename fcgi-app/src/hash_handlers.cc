@@ -66,7 +66,47 @@ Result<Secret> RequirePassword(const Json::Value& body) {
     return password;
 }
 
+// The checks of HandleVerify up to the computation: the parsed hash, or the error to answer.
+Result<std::string> VerifiableHash(const Json::Value& body, const Services& services) {
+    auto given = RequireString(body, "hash");
+    if (!given.ok()) return given;
+    std::string hash = NormalizeHash(given.value());
+    auto parts = ParseBcrypt(hash);
+    if (!parts.ok()) return parts.error();
+    // A hash can name any cost up to 31 (days of CPU): refuse what we would not compute.
+    if (parts.value().cost > services.config.cost_max)
+        return ApiError{400, "hash_cost_too_high",
+                        "The hash's cost is above this service's maximum of " +
+                            std::to_string(services.config.cost_max) + "."};
+    return hash;
+}
+
 }  // namespace
+
+int HashCost(const Request& request, const Services& services) {
+    auto body = ParseBody(request, /*allow_form=*/true, {"password", "cost"});
+    if (!body.ok() || !RequirePassword(body.value()).ok()) return 0;
+    auto requested = OptionalInt(body.value(), "cost");
+    if (!requested.ok()) return 0;
+    auto cost = ResolveCost(services.config, requested.value());
+    return cost.ok() ? cost.value() : 0;
+}
+
+int VerifyCost(const Request& request, const Services& services) {
+    auto body = ParseBody(request, /*allow_form=*/true, {"password", "hash"});
+    if (!body.ok() || !RequirePassword(body.value()).ok()) return 0;
+    auto hash = VerifiableHash(body.value(), services);
+    if (!hash.ok()) return 0;
+    auto parts = ParseBcrypt(hash.value());
+    return parts.ok() ? parts.value().cost : 0;
+}
+
+int LegacyGetHashCost(const Request& request, const Services& services) {
+    if (!services.config.legacy_get) return 0;
+    auto password = LegacyPassword(request.path);
+    if (!password.ok() || !ValidatePassword(password.value().view()).ok()) return 0;
+    return services.config.cost_default;
+}
 
 Result<Response> HandleHash(const Request& request, const Services& services) {
     auto body = ParseBody(request, /*allow_form=*/true, {"password", "cost"});
@@ -93,16 +133,11 @@ Result<Response> HandleVerify(const Request& request, const Services& services) 
     if (!body.ok()) return body.error();
     auto password = RequirePassword(body.value());
     if (!password.ok()) return password.error();
-    auto given = RequireString(body.value(), "hash");
-    if (!given.ok()) return given.error();
-    const std::string hash = NormalizeHash(given.value());
+    auto verifiable = VerifiableHash(body.value(), services);
+    if (!verifiable.ok()) return verifiable.error();
+    const std::string& hash = verifiable.value();
     auto parts = ParseBcrypt(hash);
     if (!parts.ok()) return parts.error();
-    // A hash can name any cost up to 31 (days of CPU): refuse what we would not compute.
-    if (parts.value().cost > services.config.cost_max)
-        return ApiError{400, "hash_cost_too_high",
-                        "The hash's cost is above this service's maximum of " +
-                            std::to_string(services.config.cost_max) + "."};
 
     auto match = TimedBcrypt(parts.value().cost, services,
                              [&] { return BcryptVerify(password.value().view(), hash); });

@@ -17,6 +17,9 @@ struct ApiError {
     // The cause as the operator needs it (e.g. "Connection refused"), for the log only: never
     // sent to a client, and never holding a secret or a message.
     std::string detail{};
+    // > 0 (an overload 503): the delay in milliseconds, sent as Retry-After-Ms, and rounded up
+    // to whole seconds in the standard Retry-After when that is not already longer.
+    int retry_after_ms = 0;
 };
 
 template <typename T>

@@ -12,18 +12,19 @@ namespace hashd {
 namespace {
 
 constexpr Route kRoutes[] = {
-    {"/v1/hash", "/v1/hash", false, "POST", HandleHash, true},
-    {"/v1/verify", "/v1/verify", false, "POST", HandleVerify, true},
-    {"/gethash", "/gethash/", true, "GET", HandleLegacyGetHash, true},
-    {"/messages", "/messages", false, "POST", HandlePostMessage, true},
-    {"/messages/:digest", "/messages/", true, "GET", HandleGetMessage, true},
-    {"/healthz", "/healthz", false, "GET", HandleHealthz, false},
-    {"/readyz", "/readyz", false, "GET", HandleReadyz, false},
-    {"/metrics", "/metrics", false, "GET", HandleMetrics, false},
-    // MultiVAC (multivac_handlers.h): store reads and writes, shed like messages.
-    {"/", "/", false, "GET", HandleMultivacWelcome, true},
-    {"/multivac", "/multivac", false, "GET", HandleMultivacAnswer, true},
-    {"/multivac/data", "/multivac/data", false, "POST", HandleMultivacData, true},
+    {"/v1/hash", "/v1/hash", false, "POST", HandleHash, HashCost},
+    {"/v1/verify", "/v1/verify", false, "POST", HandleVerify, VerifyCost},
+    {"/gethash", "/gethash/", true, "GET", HandleLegacyGetHash, LegacyGetHashCost},
+    {"/messages", "/messages", false, "POST", HandlePostMessage, nullptr},
+    {"/messages/:digest", "/messages/", true, "GET", HandleGetMessage, nullptr},
+    {"/healthz", "/healthz", false, "GET", HandleHealthz, nullptr},
+    {"/readyz", "/readyz", false, "GET", HandleReadyz, nullptr},
+    {"/metrics", "/metrics", false, "GET", HandleMetrics, nullptr},
+    // MultiVAC (multivac_handlers.h): store reads and writes, answered like messages by the
+    // accepting threads.
+    {"/", "/", false, "GET", HandleMultivacWelcome, nullptr},
+    {"/multivac", "/multivac", false, "GET", HandleMultivacAnswer, nullptr},
+    {"/multivac/data", "/multivac/data", false, "POST", HandleMultivacData, nullptr},
 };
 
 bool PathMatches(const Route& route, std::string_view path) {
@@ -107,7 +108,7 @@ ApiError BodyTooLarge(std::string_view label) {
 
 Dispatch RouteRequest(const Request& request, const Services& services) {
     if (!IsCanonicalPath(request.path))
-        return {"unmatched", false,
+        return {"unmatched",
                 ErrorResponse(
                     {400, "invalid_path",
                      "The path is not canonical: no . or .. segments, no //, and no "
@@ -115,10 +116,8 @@ Dispatch RouteRequest(const Request& request, const Services& services) {
                     request.request_id)};
     if (const Route* route = FindRoute(request)) {
         Result<Response> answer = route->handler(request, services);
-        if (!answer.ok())
-            return {route->label, route->sheddable,
-                    ErrorResponse(answer.error(), request.request_id)};
-        return {route->label, route->sheddable, std::move(answer).value()};
+        if (!answer.ok()) return {route->label, ErrorResponse(answer.error(), request.request_id)};
+        return {route->label, std::move(answer).value()};
     }
 
     std::string allow;
@@ -130,7 +129,7 @@ Dispatch RouteRequest(const Request& request, const Services& services) {
         label = route.label;
     }
     if (allow.empty())
-        return {label, false,
+        return {label,
                 ErrorResponse({404, "not_found", "No such endpoint; see the API in the README."},
                               request.request_id)};
     Response response =
@@ -138,7 +137,7 @@ Dispatch RouteRequest(const Request& request, const Services& services) {
                        "Method " + request.method + " is not allowed here; use " + allow + "."},
                       request.request_id);
     response.AddHeader("Allow", allow);
-    return {label, false, std::move(response)};
+    return {label, std::move(response)};
 }
 
 }  // namespace hashd

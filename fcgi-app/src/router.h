@@ -13,6 +13,9 @@ namespace hashd {
 // A handler answers with its response or an ApiError; RouteRequest turns the error into the
 // one JSON error body (with the request's id), so handlers never build error responses.
 using Handler = Result<Response> (*)(const Request&, const Services&);
+// The bcrypt cost a request to the route will compute, 0 when it will not hash (see
+// hash_handlers.h); nullptr for routes that never hash.
+using HashCostOf = int (*)(const Request&, const Services&);
 
 struct Route {
     std::string_view label;  // e.g. "/v1/hash", "/messages/:digest"
@@ -20,14 +23,15 @@ struct Route {
     bool prefix;
     std::string_view method;  // "GET" or "POST"
     Handler handler;
-    bool sheddable;  // subject to the queue-wait deadline
+    // Routes that hash run on the hashing threads behind admission by expected wait
+    // (admission.cc); the others (probes, messages) are answered by the accepting threads.
+    HashCostOf hash_cost;
 };
 
 std::span<const Route> Routes();
 
 struct Dispatch {
     std::string_view label;  // "unmatched" for 404s
-    bool sheddable = false;
     Response response;
 };
 
@@ -40,7 +44,7 @@ Dispatch RouteRequest(const Request& request, const Services& services);
 // that route's body holds (a password is 72 bytes at most, a message 64 KiB).
 ApiError BodyTooLarge(std::string_view label);
 
-// The route `request` would take, without running it (the server sheds by it before handling);
+// The route `request` would take, without running it (the server admits by it first);
 // nullptr for unknown and non-canonical paths.
 const Route* FindRoute(const Request& request);
 

@@ -65,9 +65,6 @@ TEST_NGINX = {
     "general_rate": "100000r/s", "general_burst": 100000,
     "conn_per_client": 100000,
     "probe_rate": "100000r/s", "probe_burst": 100000,
-    # The production cap admits 2 requests per process; tests that are not about overload
-    # send bursts (kill -9 under load, concurrent writers) that must not be shed.
-    "queued_per_thread": 16,
     "fastcgi_read_timeout": "300s",
 }
 

@@ -96,7 +96,7 @@ def test_production_configuration_passes_nginx_t(tmp_path):
     assert result.returncode == 0, result.stdout
     site = (out / "hashd" / "site.conf").read_text()
     assert site.count("server unix:/run/hashd/hashd-4.sock") == 2  # pool and probes
-    assert "max_conns=2 " in site  # T=1 x (1 + 1 queued per thread)
+    assert "max_conns=33 " in site  # T=1 x (1 + 32 queued per thread): a safety bound
     assert "access_log syslog:server=unix:/dev/log,tag=nginx_access,nohostname hashd_json;" in site
     assert "error_log syslog:server=unix:/dev/log,tag=nginx_error,nohostname error;" in (out / "nginx.conf").read_text()
     check = subprocess.run(["nginx", "-t", "-p", f"{out}/", "-c", "nginx.conf"],

@@ -232,14 +232,15 @@ std::string SharedMetrics::Render() const {
     }
 
     out.Family("hashd_queue_wait_seconds", "histogram",
-               "Time between nginx handing a request over and a worker picking it up.");
+               "Time a hashing request waited between its admission and a hashing thread "
+               "starting it.");
     out.Histogram("hashd_queue_wait_seconds", "", kQueueBounds, &c[l.queue_wait]);
 
     out.Family("hashd_inflight_requests", "gauge", "Requests the pool's processes are serving.");
     out.Sample("hashd_inflight_requests", "", inflight);
-    out.Family("hashd_workers_busy", "gauge", "Worker threads of the pool serving a request.");
+    out.Family("hashd_workers_busy", "gauge", "Hashing threads of the pool running a request.");
     out.Sample("hashd_workers_busy", "", busy);
-    out.Family("hashd_workers", "gauge", "Worker threads of the pool (live processes x threads).");
+    out.Family("hashd_workers", "gauge", "Hashing threads of the pool (live processes x threads).");
     out.Sample("hashd_workers", "", workers);
     out.Family("hashd_processes", "gauge", "Live hashd-fcgi processes sharing this region.");
     out.Sample("hashd_processes", "", processes);

@@ -2,10 +2,10 @@
 // One T per calling thread, owned by the store that holds the PerThread (not by the thread), so
 // that a store's connections close with the store and two stores never share one.
 //
-// FastCGI worker threads live as long as the process, so each thread keeps one connection and
-// uses it without locking; only the lookup of "my slot" takes the mutex (a map lookup, not the
-// network round-trip). The slots of threads that ended stay until the store is destroyed, which
-// is bounded by the number of worker threads (HASHD_THREADS).
+// The accepting threads (which serve messages) live as long as the process, so each keeps one
+// connection and uses it without locking; only the lookup of "my slot" takes the mutex (a map
+// lookup, not the network round-trip). The slots of threads that ended stay until the store is destroyed, which
+// is bounded by the number of threads that serve messages (HASHD_ACCEPT_THREADS).
 
 #include <map>
 #include <memory>
