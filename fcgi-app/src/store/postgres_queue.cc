@@ -56,19 +56,24 @@ std::string Cell(const PGresult* rows, int row, int column) {
 }  // namespace
 
 bool PostgresStore::PrepareQueue(PGconn* conn) {
-    for (const auto& [name, create] : kTables) {
+    // (Elements, not structured bindings: clang 14, which builds the fuzz targets, cannot capture
+    // bindings in a lambda.)
+    for (const auto& table : kTables) {
+        const char* create = table[1];
         if (Exec(conn, [&](PGconn* c) { return PQsendQuery(c, create); }).ok()) continue;
         // As for hashd_messages: a concurrent creator may have won; then the table exists.
         const std::string exists =
-            std::string("SELECT 1 WHERE to_regclass('") + name + "') IS NOT NULL";
+            std::string("SELECT 1 WHERE to_regclass('") + table[0] + "') IS NOT NULL";
         auto found = Exec(conn, [&](PGconn* c) { return PQsendQuery(c, exists.c_str()); });
         if (!found.ok() || PQntuples(found.value().get()) == 0) return false;
     }
-    for (auto [name, sql] : {std::pair{kEnqueueName, kEnqueue}, std::pair{kClaimName, kClaim},
-                             std::pair{kCompleteName, kComplete}, std::pair{kFirstName, kFirst},
-                             std::pair{kStatsName, kStats}}) {
-        if (!Exec(conn, [&](PGconn* c) { return PQsendPrepare(c, name, sql, 0, nullptr); }).ok())
-            return false;
+    for (const auto& statement : {std::pair{kEnqueueName, kEnqueue}, std::pair{kClaimName, kClaim},
+                                  std::pair{kCompleteName, kComplete},
+                                  std::pair{kFirstName, kFirst}, std::pair{kStatsName, kStats}}) {
+        auto prepare = [&](PGconn* c) {
+            return PQsendPrepare(c, statement.first, statement.second, 0, nullptr);
+        };
+        if (!Exec(conn, prepare).ok()) return false;
     }
     return true;
 }
