@@ -58,8 +58,12 @@ class CountingStore final : public MessageStore {
         if (down) return ApiError{503, "store_unavailable", "down", 1};
         return Ok{};
     }
+    DataQueue& Queue() override { return memory.Queue(); }  // unused by readiness
     int checks = 0;
     bool down = false;
+
+  private:
+    testing::MemoryStore memory;
 };
 
 TEST(ReadinessCache, AsksTheStoreAtMostOncePerMaxAge) {
