@@ -58,12 +58,13 @@ class CountingStore final : public MessageStore {
         if (down) return ApiError{503, "store_unavailable", "down", 1};
         return Ok{};
     }
-    DataQueue& Queue() override { return memory.Queue(); }  // unused by readiness
+    DataQueue& Queue() override { return queue; }
     int checks = 0;
     bool down = false;
 
   private:
-    testing::MemoryStore memory;
+    std::atomic<bool> queue_down_{false};
+    testing::MemoryQueue queue{queue_down_};
 };
 
 TEST(ReadinessCache, AsksTheStoreAtMostOncePerMaxAge) {
