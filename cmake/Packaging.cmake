@@ -105,13 +105,44 @@ add_custom_command(OUTPUT ${HASHD_PKG_DIR}/hashd-fcgi.1.gz
                            -DOUT=${HASHD_PKG_DIR}/hashd-fcgi.1 -P ${HASHD_PKG_DIR}/manpage.cmake
                    COMMAND gzip -9nf ${HASHD_PKG_DIR}/hashd-fcgi.1
                    DEPENDS hashd-fcgi ${HASHD_PKG_DIR}/manpage.cmake VERBATIM)
+# hashd-worker's man page, from its --help likewise (Debian policy: every binary has one;
+# lintian's no-manual-page, gated in tests/security).
+file(WRITE ${HASHD_PKG_DIR}/manpage-worker.cmake
+[=[execute_process(COMMAND ${BIN} --help OUTPUT_VARIABLE help ERROR_VARIABLE help_err
+                RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "hashd-worker --help failed (${rc}): ${help_err}")
+endif()
+string(REPLACE "\\" "\\e" help "${help}")
+string(REGEX REPLACE "(^|\n)([.'])" "\\1\\\\&\\2" help "${help}")
+file(WRITE ${OUT} ".TH HASHD-WORKER 1 \"\" \"hashd ${VERSION}\" \"User Commands\"
+.SH NAME
+hashd-worker \\- MultiVAC job queue consumer of hashd
+.SH SYNOPSIS
+.B hashd-worker
+.RI [ OPTIONS ]
+.SH DESCRIPTION
+.nf
+${help}
+.fi
+.SH SEE ALSO
+.BR hashd-fcgi (1)
+")
+]=])
+add_custom_command(OUTPUT ${HASHD_PKG_DIR}/hashd-worker.1.gz
+                   COMMAND ${CMAKE_COMMAND} -DBIN=$<TARGET_FILE:hashd-worker> -DVERSION=${PROJECT_VERSION}
+                           -DOUT=${HASHD_PKG_DIR}/hashd-worker.1 -P ${HASHD_PKG_DIR}/manpage-worker.cmake
+                   COMMAND gzip -9nf ${HASHD_PKG_DIR}/hashd-worker.1
+                   DEPENDS hashd-worker ${HASHD_PKG_DIR}/manpage-worker.cmake VERBATIM)
 add_custom_target(hashd-package-docs ALL
                   DEPENDS ${HASHD_PKG_DIR}/doc/changelog.gz ${HASHD_PKG_DIR}/hashd-fcgi.1.gz
+                          ${HASHD_PKG_DIR}/hashd-worker.1.gz
                           ${HASHD_PKG_DIR}/default/hashd)
 install(FILES ${HASHD_PKG_DIR}/doc/copyright ${HASHD_PKG_DIR}/doc/changelog.gz
         DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/hashd
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
-install(FILES ${HASHD_PKG_DIR}/hashd-fcgi.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
+install(FILES ${HASHD_PKG_DIR}/hashd-fcgi.1.gz ${HASHD_PKG_DIR}/hashd-worker.1.gz
+        DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 
 # Maintainer scripts. postinst creates the user and /run/hashd right away (the same

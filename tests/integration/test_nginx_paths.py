@@ -191,7 +191,8 @@ def app_allow(stack, path):
 
 
 @pytest.mark.parametrize("path", ["/v1/hash", "/v1/verify", "/messages", "/messages/abc",
-                                  "/gethash/x/", "/healthz", "/readyz", "/metrics"])
+                                  "/gethash/x/", "/healthz", "/readyz", "/metrics", "/",
+                                  "/multivac", "/multivac/data"])
 def test_trace_is_nginx_s_json_405_with_the_app_s_allow(stack, path):
     r = raw_request(stack, "TRACE", path)
     assert_json_error(r, 405, "method_not_allowed")
