@@ -9,7 +9,7 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deps build build-asan run test unit-test integration-test monitoring-test vm-test bench-smoke bench deb format clean
+.PHONY: all deps build build-asan run test unit-test integration-test monitoring-test vm-test fault-test fault-soak bench-smoke bench deb format clean
 
 all: build
 
@@ -30,7 +30,7 @@ run: build
 
 # The whole suite: unit tests (plain and sanitized builds), integration tests against the real
 # local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
-test: unit-test integration-test monitoring-test vm-test bench-smoke
+test: unit-test integration-test monitoring-test fault-test vm-test bench-smoke
 
 unit-test: build build-asan
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
@@ -43,6 +43,17 @@ integration-test: build build-asan
 # promtool checks of the Prometheus configuration and unit tests of the alerting rules.
 monitoring-test: deps
 	tests/monitoring/run
+
+# Faults under load and durability order (issue 9), against the real local stack: each
+# scenario prints its figures (requests, errors by kind, acknowledged, lost). About 6 min.
+fault-test: build
+	$(PYTEST) tests/faults
+
+# The kill -9 loop for minutes and over every backend, outside `make test`.
+fault-soak: build
+	HASHD_FAULT_KILL_SECONDS=$${HASHD_FAULT_KILL_SECONDS:-240} \
+	HASHD_FAULT_KILL_BACKENDS=$${HASHD_FAULT_KILL_BACKENDS:-lmdb,redis,postgresql} \
+	$(PYTEST) tests/faults/test_kill_workers.py
 
 vm-test: deb
 	tests/vm/run
