@@ -1,5 +1,7 @@
 #include "store/lmdb_store.h"
 
+#include <sys/statvfs.h>
+
 #include <cerrno>
 #include <filesystem>
 #include <mutex>
@@ -14,6 +16,9 @@ namespace {
 // Reader slots in the lock file, shared by all processes: every in-flight GET and Check()
 // holds one for its duration. P x HASHD_THREADS stays far below this.
 constexpr unsigned kMaxReaders = 1024;
+// Free space below which a failed write is put down to a full disk: more than one commit
+// writes (a 64 KiB message, the B-tree pages it touches and the meta page).
+constexpr unsigned long long kDiskFullBelowBytes = 1 << 20;
 
 MDB_val Val(std::string_view bytes) {
     return MDB_val{bytes.size(), const_cast<char*>(bytes.data())};
@@ -90,8 +95,19 @@ int LmdbStore::Begin(Txn& txn, unsigned flags, std::shared_lock<std::shared_mute
     return txn.Begin(env_.get(), flags);
 }
 
+bool LmdbStore::DiskFull() const {
+    const char* path = nullptr;
+    struct statvfs fs {};
+    if (mdb_env_get_path(env_.get(), &path) != 0 || statvfs(path, &fs) != 0) return false;
+    return static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize < kDiskFullBelowBytes;
+}
+
 ApiError LmdbStore::Failure(int rc) {
     if (rc == MDB_MAP_FULL || rc == ENOSPC) return StoreFull(Backend());
+    // A disk that fills up in the middle of a commit gives a short write, which LMDB reports
+    // as EIO ("short write, filesystem full?"), not ENOSPC: ask the filesystem. The commit
+    // was not applied (the meta page is written last), so nothing is corrupted.
+    if (rc == EIO && DiskFull()) return StoreFull(Backend());
     if (rc == MDB_READERS_FULL) {
         int stale = 0;
         mdb_reader_check(env_.get(), &stale);

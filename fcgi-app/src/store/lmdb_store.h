@@ -16,10 +16,11 @@
 // clears the reader slots of processes that died mid-read (mdb_reader_check).
 //
 // Space: the file grows up to the map size (HASHD_LMDB_MAP_SIZE) and no further. When full,
-// Put() answers 507 store_full and reads keep working; the operator raises the map size and
-// restarts the processes. During such a rolling restart a process with the old, smaller map
-// sees another one grow the file (MDB_MAP_RESIZED) and adopts the new size: all transactions
-// of the process hold a shared lock that the adoption takes exclusively, as LMDB requires.
+// or when the disk under it is, Put() answers 507 store_full and reads keep working; the operator
+// raises the map size and restarts the processes. During such a rolling restart a process with the
+// old, smaller map sees another one grow the file (MDB_MAP_RESIZED) and adopts the new size: all
+// transactions of the process hold a shared lock that the adoption takes exclusively, as LMDB
+// requires.
 
 #include <lmdb.h>
 
@@ -56,6 +57,8 @@ class LmdbStore final : public MessageStore {
     // process on the way.
     int Begin(Txn& txn, unsigned flags, std::shared_lock<std::shared_mutex>& lock);
     ApiError Failure(int rc);
+    // True when the filesystem holding the environment has (almost) no space left.
+    bool DiskFull() const;
 
     EnvPtr env_;
     MDB_dbi dbi_;
