@@ -16,11 +16,10 @@
 // clears the reader slots of processes that died mid-read (mdb_reader_check).
 //
 // Space: the file grows up to the map size (HASHD_LMDB_MAP_SIZE) and no further. When full,
-// or when the disk under it is, Put() answers 507 store_full and reads keep working; the operator
-// raises the map size and restarts the processes. During such a rolling restart a process with the
-// old, smaller map sees another one grow the file (MDB_MAP_RESIZED) and adopts the new size: all
-// transactions of the process hold a shared lock that the adoption takes exclusively, as LMDB
-// requires.
+// Put() answers 507 store_full and reads keep working; the operator raises the map size and
+// restarts the processes. During such a rolling restart a process with the old, smaller map
+// sees another one grow the file (MDB_MAP_RESIZED) and adopts the new size: all transactions
+// of the process hold a shared lock that the adoption takes exclusively, as LMDB requires.
 
 #include <lmdb.h>
 
@@ -30,6 +29,8 @@
 #include <string>
 
 #include "message_store.h"
+#include "store/lmdb_env.h"
+#include "store/lmdb_queue.h"
 
 namespace hashd {
 
@@ -44,25 +45,15 @@ class LmdbStore final : public MessageStore {
     Status Put(std::string_view digest, std::string_view message) override;
     Result<std::optional<std::string>> Get(std::string_view digest) override;
     Status Check() override;
+    DataQueue& Queue() override { return *queue_; }
 
   private:
-    struct EnvCloser {
-        void operator()(MDB_env* env) const { mdb_env_close(env); }
-    };
-    using EnvPtr = std::unique_ptr<MDB_env, EnvCloser>;
+    LmdbStore(std::unique_ptr<LmdbEnv> env, MDB_dbi dbi, std::unique_ptr<LmdbQueue> queue)
+        : env_(std::move(env)), dbi_(dbi), queue_(std::move(queue)) {}
 
-    LmdbStore(EnvPtr env, MDB_dbi dbi) : env_(std::move(env)), dbi_(dbi) {}
-    class Txn;
-    // Begins a transaction while holding `lock` (shared), adopting a map grown by another
-    // process on the way.
-    int Begin(Txn& txn, unsigned flags, std::shared_lock<std::shared_mutex>& lock);
-    ApiError Failure(int rc);
-    // True when the filesystem holding the environment has (almost) no space left.
-    bool DiskFull() const;
-
-    EnvPtr env_;
+    std::unique_ptr<LmdbEnv> env_;
     MDB_dbi dbi_;
-    std::shared_mutex resize_;  // shared: any transaction; exclusive: adopting a new map size
+    std::unique_ptr<LmdbQueue> queue_;  // in <directory>/multivac, see lmdb_queue.h
 };
 
 }  // namespace hashd
