@@ -10,7 +10,7 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test
+.PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test fault-test fault-soak
 
 all: build
 
@@ -31,7 +31,7 @@ run: build
 
 # The whole suite: unit tests (plain and sanitized builds), integration tests against the real
 # local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
-test: unit-test integration-test monitoring-test vm-test bench-smoke nomad-test fuzz-smoke security-test admission-test
+test: unit-test integration-test monitoring-test vm-test bench-smoke nomad-test fuzz-smoke security-test admission-test fault-test
 
 unit-test: build build-asan
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
@@ -59,6 +59,16 @@ security-test: deb
 admission-test: build
 	$(BUILD_DIR)/fcgi-app/hashd_unit_tests --gtest_filter='Admission*:HashTimeModel*:OverloadResponse*'
 	$(PYTEST) tests/integration/test_admission.py
+# Faults under load and durability order (issue 9), against the real local stack: each
+# scenario prints its figures (requests, errors by kind, acknowledged, lost). About 6 min.
+fault-test: build
+	$(PYTEST) tests/faults
+
+# The kill -9 loop for minutes and over every backend, outside `make test`.
+fault-soak: build
+	HASHD_FAULT_KILL_SECONDS=$${HASHD_FAULT_KILL_SECONDS:-240} \
+	HASHD_FAULT_KILL_BACKENDS=$${HASHD_FAULT_KILL_BACKENDS:-lmdb,redis,postgresql} \
+	$(PYTEST) tests/faults/test_kill_workers.py
 
 vm-test: deb
 	tests/vm/run

@@ -1,5 +1,7 @@
 #include "store/lmdb_env.h"
 
+#include <sys/statvfs.h>
+
 #include <cerrno>
 #include <filesystem>
 #include <mutex>
@@ -13,6 +15,9 @@ namespace {
 // Reader slots in the lock file, shared by all processes: every in-flight read holds one for
 // its duration. P x HASHD_THREADS (+ the worker) stays far below this.
 constexpr unsigned kMaxReaders = 1024;
+// Free space below which a failed write is put down to a full disk: more than one commit
+// writes (a 64 KiB message, the B-tree pages it touches and the meta page).
+constexpr unsigned long long kDiskFullBelowBytes = 1 << 20;
 
 ApiError OpenFailed(std::string_view what, const std::string& directory, std::string_view step,
                     const char* reason) {
@@ -58,8 +63,18 @@ int LmdbEnv::Begin(LmdbTxn& txn, unsigned flags, std::shared_lock<std::shared_mu
     return txn.Begin(env_, flags);
 }
 
+bool LmdbEnv::DiskFull() const {
+    struct statvfs fs {};
+    if (statvfs(directory_.c_str(), &fs) != 0) return false;
+    return static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize < kDiskFullBelowBytes;
+}
+
 ApiError LmdbEnv::Failure(int rc) {
     if (rc == MDB_MAP_FULL || rc == ENOSPC) return StoreFull("lmdb");
+    // A disk that fills up in the middle of a commit gives a short write, which LMDB reports
+    // as EIO ("short write, filesystem full?"), not ENOSPC: ask the filesystem. The commit
+    // was not applied (the meta page is written last), so nothing is corrupted.
+    if (rc == EIO && DiskFull()) return StoreFull("lmdb");
     if (rc == MDB_READERS_FULL) ClearStaleReaders();
     return StoreUnavailable("lmdb", 1, "lmdb " + what_ + ": " + mdb_strerror(rc));
 }

@@ -68,6 +68,9 @@ class LmdbEnv {
     // Clears the reader slots of processes that died mid-read.
     void ClearStaleReaders();
 
+    // True when the filesystem holding the environment has (almost) no space left.
+    bool DiskFull() const;
+
   private:
     LmdbEnv(MDB_env* env, std::string directory, std::string what)
         : env_(env), directory_(std::move(directory)), what_(std::move(what)) {}

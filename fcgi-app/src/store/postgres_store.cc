@@ -160,7 +160,12 @@ Status PostgresStore::Connect(Connection& connection) {
 Result<PostgresStore::ResultPtr> PostgresStore::Run(const Send& send) {
     Connection& connection = connections_.Get();
     // A connection that worked before may have gone stale (server restarted): its failure
-    // earns one immediate retry on a fresh connection. A fresh one that fails: back off.
+    // earns one immediate retry on a fresh connection. A fresh one that fails: back off. Only
+    // a first attempt that failed fast (reset, closed) earns the retry: one that took half the
+    // timeout or more met a hung server (SIGSTOPped), which would only time out again, and the
+    // request must end within about HASHD_STORE_TIMEOUT_MS. (Half, not all: a timed-out poll
+    // can return a little before the deadline, its milliseconds rounded down.)
+    const auto started = Clock::now();
     std::string last_error;
     for (int attempt = 0; attempt < 2; ++attempt) {
         const bool fresh = !connection.conn;
@@ -175,7 +180,7 @@ Result<PostgresStore::ResultPtr> PostgresStore::Run(const Send& send) {
         if (result.error().status == 507) return result;  // the server is up, but full
         last_error = ErrorText(connection.conn.get());
         connection.conn.reset();  // unknown state (timeout mid-query, lost server): start over
-        if (fresh) break;
+        if (fresh || Clock::now() - started >= timeout_ / 2) break;
     }
     const auto now = Clock::now();
     connection.backoff.Failed(now);

@@ -132,7 +132,12 @@ Result<RedisStore::ReplyPtr> RedisStore::Command(const std::vector<std::string_v
     }
     // A connection that worked before may have gone stale (Redis restarted, idle timeout):
     // its failure earns one immediate retry on a fresh connection. A fresh one that fails
-    // means Redis is in trouble: back off.
+    // means Redis is in trouble: back off. Only a first attempt that failed fast (reset,
+    // closed) earns the retry: one that took half the timeout or more met a hung server
+    // (SIGSTOPped, swapping), which would only time out again, and the request must end
+    // within about HASHD_STORE_TIMEOUT_MS. (Half, not all: a timed-out poll can return a
+    // little before the deadline, its milliseconds rounded down.)
+    const auto started = Backoff::Clock::now();
     std::string last_error;
     for (int attempt = 0; attempt < 2; ++attempt) {
         const bool fresh = !connection.context;
@@ -163,7 +168,7 @@ Result<RedisStore::ReplyPtr> RedisStore::Command(const std::vector<std::string_v
         }
         last_error = connection.context->errstr;
         connection.context.reset();  // I/O error or timeout: the protocol state is unknown
-        if (fresh) break;
+        if (fresh || Backoff::Clock::now() - started >= timeout_ / 2) break;
     }
     const auto now = Backoff::Clock::now();
     connection.backoff.Failed(now);
