@@ -282,16 +282,62 @@ client_body_buffer_size 400k;
 {{ end }}real_ip_header X-Forwarded-For;
 real_ip_recursive on;
 
+# --- Paths: what nginx and the app agree a path is ----------------------------------------
+
+# nginx picks a location (and so a rate limit and the redaction) from $uri, the path it has
+# percent-decoded, dot-segment-resolved and slash-merged; the app routes on the raw path.
+# They only agree when that processing changes nothing structural, so any other path is
+# refused with a JSON 400 before a location is chosen (HTTPS server below). Without this,
+# /gethash/..%2Fsecret/ was "/secret/" to nginx (general limit, logged in clear) and a
+# password to the app. Refused (the app's IsCanonicalPath in router.h refuses the same):
+#   - an encoded "/", "\" or NUL (%2F, %5C, %00): decoding turns them into structure;
+#   - "//" and "." or ".." segments, literal or encoded (%2E);
+#   - any percent-encoding outside the data segment of /gethash/<password>[/] and
+#     /messages/<digest> (the app's prefix routes, which read that segment as data).
+# Regexes are tried in order; the first match wins.
+map $request_uri $hashd_raw_path {
+    "~^(?<hashd_raw_path_head>[^?]*)" $hashd_raw_path_head;
+}
+map $hashd_raw_path $hashd_path_is_canonical {
+    "~*%(?:2f|5c|00)" 0;
+    "~//" 0;
+    "~*(?:^|/)(?:\.|%2e){1,2}(?:/|$)" 0;
+    "~^/(?:gethash|messages)/[^/]*/?$" 1;
+    "~%" 0;
+    default 1;
+}
+
+# --- Bodies of nginx's own errors (snippets/json-errors.conf) -----------------------------------
+
+# nginx's own 405 comes from TRACE, which it refuses before any location; Allow names what the
+# path does take. It mirrors the methods of the app's route table (fcgi-app/src/router.cc);
+# tests/integration/test_nginx_paths.py compares the two for every route.
+map $uri $hashd_allow {
+    /v1/hash "POST";
+    /v1/verify "POST";
+    /messages "POST";
+    /multivac/data "POST";
+    default "GET";
+}
+# The 413's advice names the route's own limit.
+map $uri $hashd_body_too_large_advice {
+    "~^/v1/" "a request to hash or verify a password is a few hundred bytes (passwords are at most 72 bytes)";
+    default "a message may hold at most 64 KiB";
+}
+
 # --- Access log ----------------------------------------------------------------------------
 
-# The path as logged. /gethash/<password>/ carries a password in its path, so it is
-# replaced whatever the case or encoding ($uri is decoded and normalized, so
-# /%67ethash/x and //gethash/x are caught too). The query string, the raw request line,
-# the Referer and request bodies are never logged: no route takes a query string, and a
-# client that puts a secret there must not have it written down.
-map $uri $hashd_log_path {
-    "~*^/gethash(?:/|$)" "/gethash/[redacted]/";
-    "~^(?<hashd_path_head>[^\x00-\x1f]{0,300})" $hashd_path_head;
+# The path as logged, from the raw path (so an error page's internal redirect, which changes
+# $uri, changes nothing here). /gethash/<password>/ carries a password in its path, so it is
+# replaced in any case; the other canonical paths hold no percent-encoding, and a
+# non-canonical path (refused, see above) is not logged at all: it may be a password in
+# disguise. The query string, the raw request line, the Referer and request bodies are
+# never logged: no route takes a query string, and a client that puts a secret there must
+# not have it written down.
+map "$hashd_path_is_canonical:$hashd_raw_path" $hashd_log_path {
+    "~^0:" "[non-canonical path]";
+    "~*^1:/gethash(?:/|$)" "/gethash/[redacted]/";
+    "~^1:(?<hashd_path_head>[^\x00-\x1f]{0,300})" $hashd_path_head;
 }
 
 # Client-chosen fields are cut short (the path above too): a request cannot make its log
@@ -328,11 +374,39 @@ log_format hashd_json escape=json
 
 access_log {{ env "NOMAD_ALLOC_DIR" }}/logs/nginx-access.log hashd_json;
 
-# --- Abuse limits (per client; numbers in nginx/defaults.yml) -------------------------------
+# --- Error log -----------------------------------------------------------------------------
+
+# nginx prints the raw request line in every error-log message about a request ("limiting
+# requests", "upstream timed out", "client intended to send too large body", ...), and a
+# request line can hold a secret: /gethash/<password>/ in any spelling, a query string
+# (POST /v1/hash?password=...), a password sent to port 80. So no server here writes a
+# request's errors anywhere; the main error log (nginx.conf) keeps nginx's own messages
+# (start-up, configuration, worker crashes). What an operator needs about a failed request
+# is in its access-log line, redacted: status, upstream_status (502, 504, a retry's
+# "502, 200"), limit_req, upstream and request_time. fail2ban reads the 429s from there too.
+error_log /dev/null;
+
+# --- Abuse limits (per client; numbers in ansible/roles/nginx/defaults/main.yml) -------------
 
 limit_req_zone $binary_remote_addr zone=hashd_hash:10m rate=10r/s;
 limit_req_zone $binary_remote_addr zone=hashd_general:10m rate=100r/s;
 limit_conn_zone $binary_remote_addr zone=hashd_conn:10m;
+
+# Probes (/healthz, /readyz): unlimited for the health checkers (loopback and
+# hashd_nginx_health_checkers), rate limited for everyone else, so that nobody can use them
+# to load the VM or its store. An empty key is not counted by limit_req. geo reads
+# $remote_addr, the client after realip: a client cannot pose as a checker through
+# X-Forwarded-For, which is believed from the trusted proxies alone.
+geo $hashd_probe_exempt {
+    default 0;
+    127.0.0.0/8 1;
+    ::1 1;
+}
+map $hashd_probe_exempt $hashd_probe_limit_key {
+    1 "";
+    default $binary_remote_addr;
+}
+limit_req_zone $hashd_probe_limit_key zone=hashd_probe_rate:10m rate=5r/s;
 limit_req_status 429;
 limit_conn_status 429;
 
@@ -375,7 +449,8 @@ server {
 
     # Same path on HTTPS, so the original app's clients keep working if they follow
     # redirects. No request is proxied from here: a password sent in clear is never
-    # hashed and answered in clear. (The access log redacts it like on HTTPS.)
+    # hashed and answered in clear. (The access log redacts it like on HTTPS, and no
+    # request reaches the error log, see "Error log" above.)
     location / {
         return 301 https://$host$request_uri;
     }
@@ -392,6 +467,12 @@ server {
     include hashd/snippets/json-errors.conf;
 
     limit_conn hashd_conn 64;
+
+    # A path nginx and the app would read differently (see "Paths" above): refused here,
+    # before any location, so it can neither reach the app nor pick another route's limits.
+    if ($hashd_path_is_canonical = 0) {
+        return 400 '{"err_msg":"The path is not canonical: no . or .. segments, no //, and no percent-encoding outside the /gethash/ password or the /messages/ digest.","error":"invalid_path","request_id":"$request_id"}';
+    }
 
     # Hashing: CPU-bound, so the tight per-client rate.
     location = /v1/hash {
@@ -417,13 +498,17 @@ server {
         include hashd/snippets/fastcgi-hashd.conf;
     }
 
-    # Probes (load-balancer health checks, autohealing) are never rate limited, and go to
-    # hashd_probes so that a full pool does not fail them.
+    # Probes go to hashd_probes so that a full pool does not fail them. The health checkers
+    # are never rate limited; anyone else is (zone hashd_probe_rate above). The app answers
+    # /readyz from a cached store check (fcgi-app/src/readiness.h), so even allowed probes
+    # cannot load the store.
     location = /healthz {
+        limit_req zone=hashd_probe_rate burst=10 nodelay;
         fastcgi_pass hashd_probes;
         include hashd/snippets/fastcgi-hashd.conf;
     }
     location = /readyz {
+        limit_req zone=hashd_probe_rate burst=10 nodelay;
         fastcgi_pass hashd_probes;
         include hashd/snippets/fastcgi-hashd.conf;
     }
@@ -561,21 +646,28 @@ EOT
 #       without it the 502 status would be kept.
 #   504: the app did not answer within fastcgi_read_timeout.
 # Each location includes headers.conf again because it adds a header of its own (see there).
+#
+# 400, 408, 414 and 494 can come before nginx has a URI (a NUL or a ".." above the root in
+# the path, a request line cut short or too long); a named location needs one ("empty URI
+# in redirect to named location", answered as an HTML 500), so these go to internal URI
+# locations instead. The others keep named locations, which keep $uri for the maps in
+# site.conf (Allow, the 413's advice).
 
-error_page 400 494 =400 @hashd_error_bad_request;
+error_page 400 494 =400 /.hashd-error/bad-request;
 error_page 403 @hashd_error_forbidden;
 error_page 404 @hashd_error_not_found;
 error_page 405 @hashd_error_method_not_allowed;
-error_page 408 @hashd_error_request_timeout;
+error_page 408 /.hashd-error/request-timeout;
 error_page 413 @hashd_error_body_too_large;
-error_page 414 @hashd_error_uri_too_long;
+error_page 414 /.hashd-error/uri-too-long;
 error_page 429 @hashd_error_rate_limited;
 error_page 497 =400 @hashd_error_https_required;
 error_page 500 @hashd_error_internal_error;
 error_page 502 503 =503 @hashd_error_overloaded;
 error_page 504 @hashd_error_upstream_timeout;
 
-location @hashd_error_bad_request {
+location = /.hashd-error/bad-request {
+    internal;
     include hashd/snippets/headers.conf;
     return 400 '{"err_msg":"The request is malformed: check its request line, headers and size.","error":"bad_request","request_id":"$request_id"}';
 }
@@ -589,17 +681,20 @@ location @hashd_error_not_found {
 }
 location @hashd_error_method_not_allowed {
     include hashd/snippets/headers.conf;
-    return 405 '{"err_msg":"This method is not allowed on this path.","error":"method_not_allowed","request_id":"$request_id"}';
+    add_header Allow $hashd_allow always;
+    return 405 '{"err_msg":"This method is not allowed on this path; use $hashd_allow.","error":"method_not_allowed","request_id":"$request_id"}';
 }
-location @hashd_error_request_timeout {
+location = /.hashd-error/request-timeout {
+    internal;
     include hashd/snippets/headers.conf;
     return 408 '{"err_msg":"The request did not arrive in time; send it again.","error":"request_timeout","request_id":"$request_id"}';
 }
 location @hashd_error_body_too_large {
     include hashd/snippets/headers.conf;
-    return 413 '{"err_msg":"The request body is too large; a message may hold at most 64 KiB.","error":"body_too_large","request_id":"$request_id"}';
+    return 413 '{"err_msg":"The request body is too large: $hashd_body_too_large_advice.","error":"body_too_large","request_id":"$request_id"}';
 }
-location @hashd_error_uri_too_long {
+location = /.hashd-error/uri-too-long {
+    internal;
     include hashd/snippets/headers.conf;
     return 414 '{"err_msg":"The URL is too long; send the password in a POST /v1/hash body instead.","error":"uri_too_long","request_id":"$request_id"}';
 }

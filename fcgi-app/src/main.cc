@@ -119,7 +119,9 @@ int main(int argc, char** argv) {
 
     FCGX_Init();
     std::atomic<bool> draining{false};
-    const Services services{config.value(), *store.value(), *metrics.value(), draining};
+    // Readiness is asked of the store at most once a second per process (readiness.h).
+    ReadinessCache readiness(*store.value(), std::chrono::seconds(1));
+    const Services services{config.value(), *store.value(), *metrics.value(), draining, readiness};
     FcgiServer server(services, logger, kListenFd);
 
     std::jthread signal_waiter([&] {

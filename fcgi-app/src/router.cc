@@ -30,13 +30,65 @@ bool PathMatches(const Route& route, std::string_view path) {
     return route.prefix ? path.starts_with(route.path) : path == route.path;
 }
 
+// Where the data segment of `path` starts, when `path` is a prefix route's path followed by
+// one segment (the /gethash/ password, the /messages/ digest; a trailing "/" allowed): the
+// only place a path may hold percent-encoding, because the handler reads it as data.
+// npos for any other path.
+std::size_t DataSegmentOffset(std::string_view path) {
+    for (const Route& route : kRoutes) {
+        if (!route.prefix || !path.starts_with(route.path)) continue;
+        std::string_view rest = path.substr(route.path.size());
+        if (rest.ends_with('/')) rest.remove_suffix(1);
+        if (rest.find('/') == std::string_view::npos) return route.path.size();
+    }
+    return std::string_view::npos;
+}
+
+std::string Lower(std::string_view text) {
+    std::string lower(text);
+    for (char& c : lower)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return lower;
+}
+
+bool IsDotSegment(std::string_view segment) {
+    const std::string lower = Lower(segment);
+    return lower == "." || lower == ".." || lower == "%2e" || lower == "%2e%2e" ||
+           lower == ".%2e" || lower == "%2e.";
+}
+
+// Percent-encodings that decode into path structure or a NUL.
+bool HasStructuralEncoding(std::string_view segment) {
+    const std::string lower = Lower(segment);
+    return lower.find("%2f") != std::string::npos || lower.find("%5c") != std::string::npos ||
+           lower.find("%00") != std::string::npos;
+}
+
 }  // namespace
 
 std::span<const Route> Routes() {
     return kRoutes;
 }
 
+bool IsCanonicalPath(std::string_view path) {
+    if (!path.starts_with('/')) return false;
+    const std::size_t data_offset = DataSegmentOffset(path);
+    std::size_t start = 1;  // of the current segment
+    while (true) {
+        const std::size_t slash = path.find('/', start);
+        const bool last = slash == std::string_view::npos;
+        const std::string_view segment = path.substr(start, last ? path.npos : slash - start);
+        if (segment.empty() && !last) return false;  // "//"; an empty last one is a trailing "/"
+        if (IsDotSegment(segment) || HasStructuralEncoding(segment)) return false;
+        const bool is_data = data_offset != std::string_view::npos && start >= data_offset;
+        if (segment.find('%') != std::string_view::npos && !is_data) return false;
+        if (last) return true;
+        start = slash + 1;
+    }
+}
+
 const Route* FindRoute(const Request& request) {
+    if (!IsCanonicalPath(request.path)) return nullptr;
     for (const Route& route : kRoutes)
         if (PathMatches(route, request.path) && route.method == request.method) return &route;
     return nullptr;
@@ -54,8 +106,20 @@ ApiError BodyTooLarge(std::string_view label) {
 }
 
 Dispatch RouteRequest(const Request& request, const Services& services) {
-    if (const Route* route = FindRoute(request))
-        return {route->label, route->sheddable, route->handler(request, services)};
+    if (!IsCanonicalPath(request.path))
+        return {"unmatched", false,
+                ErrorResponse(
+                    {400, "invalid_path",
+                     "The path is not canonical: no . or .. segments, no //, and no "
+                     "percent-encoding outside the /gethash/ password or the /messages/ digest."},
+                    request.request_id)};
+    if (const Route* route = FindRoute(request)) {
+        Result<Response> answer = route->handler(request, services);
+        if (!answer.ok())
+            return {route->label, route->sheddable,
+                    ErrorResponse(answer.error(), request.request_id)};
+        return {route->label, route->sheddable, std::move(answer).value()};
+    }
 
     std::string allow;
     std::string_view label = "unmatched";

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "message_store.h"
 #include "metrics.h"
+#include "readiness.h"
 
 namespace hashd {
 
@@ -15,6 +16,7 @@ struct Services {
     MessageStore& store;
     Metrics& metrics;
     const std::atomic<bool>& draining;  // set on SIGTERM: /readyz answers 503
+    ReadinessCache& readiness;          // /readyz's cached store check
 };
 
 }  // namespace hashd

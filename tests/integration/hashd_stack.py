@@ -64,6 +64,7 @@ TEST_NGINX = {
     "hash_rate": "100000r/s", "hash_burst": 100000,
     "general_rate": "100000r/s", "general_burst": 100000,
     "conn_per_client": 100000,
+    "probe_rate": "100000r/s", "probe_burst": 100000,
     # The production cap admits 2 requests per process; tests that are not about overload
     # send bursts (kill -9 under load, concurrent writers) that must not be shed.
     "queued_per_thread": 16,
@@ -80,7 +81,7 @@ class Stack:
             r = stack.get("/gethash/pw/")
 
     app_env: HASHD_* settings for the app (HASHD_THREADS also sizes nginx's max_conns).
-    nginx: overrides of nginx/defaults.yml, without the "hashd_nginx_" prefix. A test
+    nginx: overrides of the nginx role's defaults (ansible/roles/nginx/defaults/main.yml), without the "hashd_nginx_" prefix. A test
     stack starts from TEST_NGINX below, which moves two kinds of limits out of the way:
     the per-client limits (every test client is 127.0.0.1, and a suite of quick requests
     would trip them by accident) and nginx's timeout for the app's answer (a wall-clock

@@ -1,34 +1,39 @@
-"""The nginx variables have two readers: scripts/run-local (nginx/defaults.yml) and the
-Ansible nginx role (its defaults/main.yml, since a role cannot take defaults from outside
-itself). This keeps the two from drifting apart: a variable added or changed in one and not
-the other fails here, not on a VM."""
+"""The nginx variables have one source, the Ansible nginx role's defaults
+(ansible/roles/nginx/defaults/main.yml), read by the role and by nginx/render (the local
+stack) alike. These keep that source complete and the renderer faithful to it."""
 
 import pathlib
 import re
+import subprocess
+import sys
 
 import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-# Where the role knowingly differs: it sizes the pool from the host's vCPUs.
-ROLE_OVERRIDES = {"hashd_processes"}
-
-
-def test_nginx_role_defaults_match_the_local_defaults():
-    local = yaml.safe_load((REPO / "nginx" / "defaults.yml").read_text())
-    role = yaml.safe_load((REPO / "ansible" / "roles" / "nginx" / "defaults" / "main.yml").read_text())
-    missing = sorted(set(local) - set(role))
-    assert not missing, f"the nginx role's defaults lack {missing}"
-    differing = {k: (local[k], role[k]) for k in local
-                 if k not in ROLE_OVERRIDES and local[k] != role[k]}
-    assert not differing, f"nginx/defaults.yml and the role disagree: {differing}"
+ROLE_DEFAULTS = REPO / "ansible" / "roles" / "nginx" / "defaults" / "main.yml"
 
 
 def test_every_template_variable_has_a_default():
-    local = yaml.safe_load((REPO / "nginx" / "defaults.yml").read_text())
+    defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
     used = set()
     for template in (REPO / "nginx").rglob("*.j2"):
         for block in re.findall(r"\{[{%](.*?)[}%]\}", template.read_text(), flags=re.S):
             used |= set(re.findall(r"\b(hashd_[a-z0-9_]+)\b", block))
     assert used, "found no template variables: the pattern is broken"
-    undefined = sorted(v for v in used if v not in local)
+    undefined = sorted(v for v in used if v not in defaults)
     assert not undefined, f"templates use variables without a default: {undefined}"
+
+
+def test_there_is_no_second_copy_of_the_nginx_defaults():
+    assert not (REPO / "nginx" / "defaults.yml").exists()
+
+
+def test_render_takes_the_role_defaults_and_evaluates_the_pool_size(tmp_path):
+    out = tmp_path / "nginx"
+    subprocess.run([sys.executable, str(REPO / "nginx" / "render"), str(out)], check=True)
+    site = (out / "hashd" / "site.conf").read_text()
+    defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
+    assert f"rate={defaults['hashd_nginx_hash_rate']}" in site
+    # hashd_processes is the role's Ansible expression, evaluated with this machine's CPUs.
+    cpus = len([line for line in open("/proc/cpuinfo") if line.startswith("processor")])
+    assert site.count("server unix:/run/hashd/hashd-") == 2 * cpus

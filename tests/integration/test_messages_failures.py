@@ -130,8 +130,11 @@ def test_store_stopped_mid_run_answers_503_and_recovers_without_restart(make_sta
                                  store.name)
         assert_store_unavailable(stack.get(f"/messages/{digest}", verify=str(stack.cert)),
                                  store.name)
-    ready = stack.get("/readyz", verify=str(stack.cert))
-    assert ready.status_code == 503, ready.text
+    # Each process asks the store at most once a second for /readyz (readiness.h): the
+    # answer flips within that, not at once.
+    # (A list: a 503 Response is falsy, and wait_for waits for a truthy value.)
+    [ready] = wait_for(lambda: [r] if (r := stack.get("/readyz", verify=str(stack.cert))).status_code == 503 else None,
+                       10, "/readyz to answer 503")
     assert store.name in ready.json()["err_msg"]
     assert int(ready.headers["Retry-After"]) >= 1
     assert_hashing_works(stack)

@@ -1,0 +1,94 @@
+"""Lint gates on what is deployed, each the tool's own verdict:
+  - ansible-lint --profile production on ansible/ (the roles, playbooks, inventories);
+  - lintian on the .deb (`make deb` first): no error or warning beyond the overrides the
+    package ships, each with its reason (cmake/Packaging.cmake);
+  - systemd-analyze security --offline on the units the package ships, under a threshold;
+  - the .deb's /etc/default/hashd is never world-readable (it may hold the store password).
+"""
+
+import glob
+import os
+import pathlib
+import re
+import subprocess
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+BUILD = pathlib.Path(os.environ.get("HASHD_BUILD_DIR", REPO / "build"))
+
+# Exposure x 10 (systemd-analyze's --threshold unit) each unit must stay at or under. The
+# worker scores 1.1 today ("OK"); 2.0 leaves room for a needed relaxation, not for losing a
+# sandbox directive (ProtectSystem=strict alone is worth more than 0.9).
+UNIT_THRESHOLDS = {"systemd/hashd@.service": 20}
+# nginx with the role's drop-in scores 2.8: its master keeps root, the network and a few
+# capabilities by necessity (ansible/roles/nginx/files/hashd-hardening.conf).
+NGINX_THRESHOLD = 35
+
+
+def run(cmd, **kwargs):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=600, **kwargs)
+
+
+def the_deb():
+    debs = sorted(glob.glob(str(BUILD / "hashd_*.deb")), key=os.path.getmtime)
+    assert debs, f"no hashd_*.deb in {BUILD}: run `make deb`"
+    return debs[-1]
+
+
+def test_ansible_lint_production_profile_is_clean():
+    result = run(["ansible-lint", "--profile", "production", "--nocolor"], cwd=REPO / "ansible")
+    assert result.returncode == 0, result.stdout[-5000:]
+
+
+def test_lintian_finds_no_error_or_warning():
+    result = run(["lintian", "--fail-on", "error,warning", "--tag-display-limit", "0", the_deb()])
+    assert result.returncode == 0, result.stdout
+    assert not re.search(r"^[EW]: ", result.stdout, re.M), result.stdout
+
+
+def test_lintian_overrides_each_carry_a_reason():
+    overrides = run(["sh", "-c", f"dpkg-deb --fsys-tarfile {the_deb()} | "
+                     "tar -xO ./usr/share/lintian/overrides/hashd"])
+    assert overrides.returncode == 0, overrides.stdout
+    # Every override sits under a comment (one comment may explain a group of them).
+    reason = False
+    for line in overrides.stdout.splitlines():
+        if line.startswith("#"):
+            reason = True
+        elif line.startswith("hashd:"):
+            assert reason, f"override without a reason: {line}"
+        else:
+            reason = False
+
+
+@pytest.mark.parametrize("unit,threshold", sorted(UNIT_THRESHOLDS.items()))
+def test_systemd_analyze_security_exposure_is_under_the_threshold(unit, threshold):
+    result = run(["systemd-analyze", "security", "--offline=yes", f"--threshold={threshold}",
+                  "--no-pager", str(REPO / unit)])
+    assert result.returncode == 0, result.stdout[-3000:]
+    score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    assert score and float(score.group(1)) * 10 <= threshold, result.stdout[-500:]
+
+
+def test_nginx_service_with_the_role_s_sandbox_is_under_the_threshold(tmp_path):
+    """Debian's nginx.service (9.6 "UNSAFE" stock) with the nginx role's drop-in, merged the
+    way systemd merges a [Service] drop-in."""
+    stock = pathlib.Path("/lib/systemd/system/nginx.service").read_text()
+    drop_in = (REPO / "ansible/roles/nginx/files/hashd-hardening.conf").read_text()
+    unit = tmp_path / "nginx.service"
+    unit.write_text(stock.replace("[Install]", drop_in.split("[Service]\n", 1)[1] + "\n[Install]"))
+    result = run(["systemd-analyze", "security", "--offline=yes", f"--threshold={NGINX_THRESHOLD}",
+                  "--no-pager", str(unit)])
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_the_package_ships_its_settings_file_not_world_readable():
+    listing = run(["dpkg-deb", "--contents", the_deb()])
+    assert listing.returncode == 0
+    line = next(l for l in listing.stdout.splitlines() if l.endswith("./etc/default/hashd"))
+    assert line.startswith("-rw-r----- "), line
+    postinst = run(["sh", "-c", f"dpkg-deb --ctrl-tarfile {the_deb()} | tar -xO ./postinst"])
+    assert "chown root:hashd /etc/default/hashd" in postinst.stdout
+    assert "chmod 0640 /etc/default/hashd" in postinst.stdout
