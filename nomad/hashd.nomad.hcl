@@ -11,7 +11,8 @@
 # Shape: the group is what a VM is elsewhere. Its tasks share the allocation directory, where
 # the FastCGI sockets and the pool's metrics region live: 2 hashd-fcgi tasks
 # (P = 2, one single-thread process per core, bench/README.md) under spawn-fcgi
-# -n, exactly the command of hashd@.service, and one nginx task in front of them. Scaling
+# -n, exactly the command of hashd@.service, one nginx task in front of them, and the
+# MultiVAC queue's hashd-worker. Scaling
 # adds allocations (count), never processes: like the managed instance group adds VMs.
 #
 # Driver: exec. The binaries are the Debian packages' (hashd .deb, nginx, spawn-fcgi) that the
@@ -36,6 +37,12 @@ variable "hashd_fcgi" {
   type        = string
   description = "The app binary on the client nodes (the hashd .deb installs it here)."
   default     = "/usr/bin/hashd-fcgi"
+}
+
+variable "hashd_worker" {
+  type        = string
+  description = "The MultiVAC queue worker on the client nodes (the hashd .deb installs it here)."
+  default     = "/usr/bin/hashd-worker"
 }
 
 variable "store" {
@@ -905,6 +912,30 @@ EOT
         cores      = 1
         memory     = 48
         memory_max = 256
+      }
+    }
+
+    # The MultiVAC queue's consumer, one per unit as hashd-worker.service is one per VM. With a
+    # shared store the workers of every unit share the queue (README, MultiVAC).
+    task "hashd-worker" {
+      driver = "exec"
+
+      config {
+        command = "${var.hashd_worker}"
+      }
+
+      env {
+        HASHD_RUNTIME_DIR = "${NOMAD_ALLOC_DIR}/tmp"
+        HASHD_STORE       = "${var.store}"
+      }
+
+      kill_signal  = "SIGTERM"
+      kill_timeout = "30s"
+
+      resources {
+        cpu        = 100
+        memory     = 32
+        memory_max = 128
       }
     }
   }

@@ -54,6 +54,11 @@ def running(parsed, overrides, group, renderer, variables, catalogue=None):
         alloc.cleanup()
 
 
+def worker_binary(hashd_binary):
+    """hashd-worker, built beside hashd-fcgi."""
+    return hashd_binary.parent / "hashd-worker"
+
+
 def hashd_variables(certificate):
     crt, key = certificate
     return {"nomad/jobs/hashd": {"tls_crt": crt.read_text(), "tls_key": key.read_text()}}
@@ -62,7 +67,8 @@ def hashd_variables(certificate):
 @pytest.fixture(scope="module")
 def hashd_alloc(jobs, renderer, certificate, hashd_binary):
     # -var values as a user would give them: the binary under test, the edge's address.
-    overrides = {"hashd_fcgi": str(hashd_binary), "trusted_proxies": "127.0.0.1/32"}
+    overrides = {"hashd_fcgi": str(hashd_binary), "hashd_worker": str(worker_binary(hashd_binary)),
+                 "trusted_proxies": "127.0.0.1/32"}
     with running(jobs[HASHD_JOB], overrides, "hashd", renderer,
                  hashd_variables(certificate)) as (alloc, _):
         yield alloc
@@ -115,6 +121,19 @@ def test_messages_are_stored_in_the_allocation(hashd_alloc, certificate):
     assert (hashd_alloc.alloc_dir / "data" / "messages").is_dir()
 
 
+def test_the_units_worker_consumes_the_multivac_queue(hashd_alloc, certificate):
+    crt, _ = certificate
+    r = requests.post(f"{https(hashd_alloc)}/multivac/data", data={"data": "nomad-datum"},
+                      verify=str(crt), timeout=30)
+    assert r.status_code == 200, r.text
+
+    def processed():
+        return requests.get(f"{https(hashd_alloc)}/multivac", verify=str(crt),
+                            timeout=30).text == "nomad-datum"
+
+    hashd_alloc.wait_until(processed, "the hashd-worker task to process the datum", timeout=60)
+
+
 def test_check_paths_answer_200_over_https_too(hashd_alloc, certificate):
     crt, _ = certificate
     for path in ("/healthz", "/readyz"):
@@ -129,7 +148,7 @@ def test_plain_http_redirects_to_the_load_balancers_https(hashd_alloc):
 
 
 def test_metrics_describe_the_whole_pool(hashd_alloc):
-    processes = sum(1 for t in hashd_alloc.group["task"] if t.startswith("hashd-"))
+    processes = sum(1 for t in hashd_alloc.group["task"] if re.fullmatch(r"hashd-\d+", t))
     text = urllib.request.urlopen(f"http://127.0.0.1:{hashd_alloc.ports['status']}/metrics",
                                   timeout=30).read().decode()
     assert re.search(rf"^hashd_workers {processes}(\.0)?$", text, re.M), text[:2000]
@@ -257,7 +276,8 @@ def _post_from(source, port, crt, headers=None):
 
 def test_stopping_the_tasks_is_clean(jobs, renderer, certificate, hashd_binary):
     """A fresh allocation stopped as Nomad stops one: every task exits 0 on its kill_signal."""
-    with running(jobs[HASHD_JOB], {"hashd_fcgi": str(hashd_binary)}, "hashd", renderer,
+    overrides = {"hashd_fcgi": str(hashd_binary), "hashd_worker": str(worker_binary(hashd_binary))}
+    with running(jobs[HASHD_JOB], overrides, "hashd", renderer,
                  hashd_variables(certificate)) as (alloc, statuses):
         tasks = list(alloc.group["task"])
     assert statuses == {t: 0 for t in tasks}, statuses

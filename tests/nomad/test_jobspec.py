@@ -145,8 +145,8 @@ def test_the_job_has_the_shape_the_readme_promises(parsed):
     assert check["source"] == "prometheus" and "target-value" in check["strategy"]
     assert "hashd_workers_busy" in check["query"] and "hashd_workers{" in check["query"]
     tasks = group["task"]
-    fcgi = sorted(t for t in tasks if t.startswith("hashd-"))
-    assert len(fcgi) >= 2 and "nginx" in tasks
+    fcgi = sorted(t for t in tasks if re.fullmatch(r"hashd-\d+", t))
+    assert len(fcgi) >= 2 and "nginx" in tasks and "hashd-worker" in tasks
     assert {t["driver"] for t in tasks.values()} == {"exec"}
     for task in tasks.values():
         assert task["resources"], "every task states its resources"
