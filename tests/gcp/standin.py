@@ -53,7 +53,7 @@ import urllib.parse
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-API_HOSTS = {"compute.googleapis.com", "oauth2.googleapis.com", "secretmanager.googleapis.com"}
+API_HOSTS = {"compute.googleapis.com", "www.googleapis.com", "oauth2.googleapis.com", "secretmanager.googleapis.com"}
 SELF_BASE = "https://www.googleapis.com/compute/v1/"
 ALT_BASES = ("https://compute.googleapis.com/compute/v1/", SELF_BASE)
 GLOBAL_OWNERS = ("debian-cloud",)  # public image projects: references there are not checked
@@ -201,6 +201,30 @@ class Discovery:
             return
         else:
             raise ApiError(500, "backendError", f"{where}: schema type {kind} unknown to the stand-in")
+
+    def normalize(self, value, schema):
+        """The value as the API would store and return it (proto3 JSON): "120" for an int32
+        field comes back as 120, an int64 as "120", a number as a float."""
+        schema = self._resolve(schema)
+        kind, fmt = schema.get("type"), schema.get("format")
+        if kind == "object" and isinstance(value, dict):
+            props, extra = schema.get("properties") or {}, schema.get("additionalProperties")
+            return {k: self.normalize(v, props.get(k) or extra or {}) for k, v in value.items()}
+        if kind == "array" and isinstance(value, list):
+            return [self.normalize(v, schema.get("items", {})) for v in value]
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            # Google's JSON writes a whole double without a fraction (1.0 as 1).
+            f = float(value)
+            return int(f) if f.is_integer() else f
+        if kind == "string" and fmt in ("int64", "uint64"):
+            return str(value)
+        return value
+
+    def normalize_body(self, method, body):
+        ref = (method.get("request") or {}).get("$ref")
+        return self.normalize(body, {"$ref": ref}) if ref and isinstance(body, dict) else body
 
     def kind_of(self, method):
         """compute#xxx of the resource a method's request or response describes."""
@@ -428,7 +452,13 @@ class Project:
         keep = {k: res[k] for k in ("id", "creationTimestamp", "selfLink", "kind", "region", "zone",
                                      "name", "instanceGroup", "status", "_owner") if k in res}
         if replace:
+            # PUT replaces what the caller may set; output-only fields (a backend service's
+            # securityPolicy, attached by its own method) stay as they were.
             new = copy.deepcopy(body)
+            props = self.d.schemas[method["request"]["$ref"]].get("properties", {})
+            for k, spec in props.items():
+                if k in res and k not in new and spec.get("description", "").startswith("[Output Only]"):
+                    new[k] = res[k]
         else:
             new = copy.deepcopy(res)
             merge_patch(new, body)
@@ -785,7 +815,8 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                     project.violations.append(f"{self.command} {url.path}?{url.query}: {e}")
                     raise e if isinstance(e, ApiError) else ApiError(400, "parseError", str(e))
                 try:
-                    status, answer = project.compute(self.command, path, query, body or {}, method, params)
+                    body = project.d.normalize_body(method, body or {})
+                    status, answer = project.compute(self.command, path, query, body, method, params)
                 except ApiError as e:
                     if e.code >= 500:
                         project.violations.append(f"{self.command} {url.path}: {e}")
@@ -881,6 +912,9 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
                 for name, value in seed.get("secrets", {}).items():
                     project.secrets.setdefault(name, {})[len(project.secrets.get(name, {})) + 1] = value.encode()
                 self.server.metadata.update(seed.get("metadata", {}))
+                for path, resource in seed.get("resources", {}).items():
+                    project.resources[path] = dict(resource, id=str(next(project.ids)),
+                                                   selfLink=SELF_BASE + path, creationTimestamp=project.now())
             self.send_response(204)
             self.end_headers()
             return

@@ -28,12 +28,13 @@ options:
       - Which collection. C(securityPolicies) (Cloud Armor; rules are reconciled one by one with
         addRule, patchRule and removeRule, which is the only way the API changes them),
         C(sslCertificates) (a Google-managed certificate; immutable, a new domain list needs a
-        new name), C(regionInstanceGroupManagers) (with versions and updatePolicy; PATCH),
+        new name), C(instanceTemplates) (immutable: a new version or setting is a new name;
+        google.cloud 1.1.3's module cannot set a boot disk type on a template), C(regionInstanceGroupManagers) (with versions and updatePolicy; PATCH),
         C(regionAutoscalers) (PATCH ...autoscalers?autoscaler=NAME),
         C(backendServices) (only to attach I(security_policy) with setSecurityPolicy).
     type: str
     required: true
-    choices: [securityPolicies, sslCertificates, regionInstanceGroupManagers, regionAutoscalers, backendServices]
+    choices: [securityPolicies, sslCertificates, instanceTemplates, regionInstanceGroupManagers, regionAutoscalers, backendServices]
   name:
     description: The resource's name.
     type: str
@@ -254,7 +255,7 @@ def wait_stable(cx):
 def main():
     module = GcpModule(
         argument_spec=dict(
-            resource=dict(required=True, type="str", choices=["securityPolicies", "sslCertificates", "regionInstanceGroupManagers", "regionAutoscalers", "backendServices"]),
+            resource=dict(required=True, type="str", choices=["securityPolicies", "sslCertificates", "instanceTemplates", "regionInstanceGroupManagers", "regionAutoscalers", "backendServices"]),
             name=dict(required=True, type="str"),
             body=dict(type="dict", default={}),
             create_only=dict(type="dict", default={}),
@@ -289,8 +290,8 @@ def main():
     elif p["resource"] == "securityPolicies":
         ensure_security_policy(cx, have, want)
     elif differs(want, have):
-        if p["resource"] == "sslCertificates":
-            module.fail_json(msg="certificate %s exists with other settings; certificates are immutable, give the new one a new name" % p["name"])
+        if p["resource"] in ("sslCertificates", "instanceTemplates"):
+            module.fail_json(msg="%s %s exists with other settings; it is immutable, give the new one a new name" % (p["resource"], p["name"]))
         elif p["resource"] == "regionAutoscalers":
             # Compute v1 updates a regional autoscaler on the collection, naming it in the query.
             cx.write("patch", cx.collection, "patch", want, params={"autoscaler": p["name"]})
