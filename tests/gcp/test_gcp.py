@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 
 import pytest
 import requests
@@ -377,3 +378,60 @@ def test_teardown_leaves_nothing(world):
     assert left == []
     stats, _ = world.playbook("teardown.yml", "-e", "hashd_version=1.1.0")
     assert stats["changed"] == 0
+
+
+# ------------------------------------------------------------------------------------------
+# On the VM: hashd-gce-config reads the metadata and Secret Manager (not in compute.v1.json;
+# the stand-in serves them from Google's documented paths and refuses any other)
+# ------------------------------------------------------------------------------------------
+
+BOOT_SCRIPT = GCP / "roles" / "gce_image" / "files" / "hashd-gce-config"
+SITE_CONF = """# --- Client address ---
+set_real_ip_from 130.211.0.0/22;
+set_real_ip_from 35.191.0.0/16;
+real_ip_header X-Forwarded-For;
+real_ip_recursive on;
+"""
+
+
+def run_boot_script(world, root, attributes):
+    world.seed(metadata={"attributes": attributes, "project": PROJECT})
+    env = dict(world.env, GCE_METADATA_HOST=f"127.0.0.1:{world.port}", SSL_CERT_FILE=str(world.dir / "ca.pem"))
+    return subprocess.run([sys.executable, str(BOOT_SCRIPT), "--root", str(root), "--timeout", "10"],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_boot_script_applies_metadata_and_secret(world, tmp_path):
+    password = "pa:ss/w@rd-" + base64.b16encode(os.urandom(6)).decode()
+    world.seed(secrets={f"{P}/secrets/hashd-redis": password})
+    (tmp_path / "etc/nginx/hashd").mkdir(parents=True)
+    (tmp_path / "etc/nginx/hashd/site.conf").write_text(SITE_CONF)
+    r = run_boot_script(world, tmp_path, {
+        "hashd-trusted-proxies": "130.211.0.0/22,35.191.0.0/16,203.0.113.10/32",
+        "hashd-store": "redis://10.10.0.3:6379/0",
+        "hashd-store-password-secret": f"{P}/secrets/hashd-redis",
+        "hashd-store-allow": "10.10.0.3/32",
+        "hashd-cost-default": "11",
+    })
+    assert r.returncode == 0, r.stderr
+    assert password not in r.stdout + r.stderr and "pa:ss" not in r.stdout + r.stderr
+    env_file = tmp_path / "run/hashd-gce/hashd.env"
+    quoted = urllib.parse.quote(password, safe="")
+    assert env_file.read_text() == f"HASHD_COST_DEFAULT=11\nHASHD_STORE=redis://:{quoted}@10.10.0.3:6379/0\n"
+    assert env_file.stat().st_mode & 0o777 == 0o640
+    dropin = (tmp_path / "run/systemd/system/hashd@.service.d/50-gce.conf").read_text()
+    assert "EnvironmentFile=-/run/hashd-gce/hashd.env" in dropin and "IPAddressAllow=10.10.0.3/32" in dropin
+    site = (tmp_path / "etc/nginx/hashd/site.conf").read_text()
+    assert site == SITE_CONF.replace("set_real_ip_from 35.191.0.0/16;\n",
+                                     "set_real_ip_from 35.191.0.0/16;\nset_real_ip_from 203.0.113.10/32;\n")
+    # A second boot with the same metadata writes the same files.
+    assert run_boot_script(world, tmp_path, {
+        "hashd-trusted-proxies": "130.211.0.0/22,35.191.0.0/16,203.0.113.10/32"}).returncode == 0
+    assert (tmp_path / "etc/nginx/hashd/site.conf").read_text() == site
+
+
+def test_boot_script_fails_loudly_on_a_missing_secret(world, tmp_path):
+    r = run_boot_script(world, tmp_path, {"hashd-store": "redis://10.10.0.3:6379/0",
+                                          "hashd-store-password-secret": f"{P}/secrets/absent"})
+    assert r.returncode == 1 and "Secret Manager refused" in r.stderr
+    assert not (tmp_path / "run/hashd-gce/hashd.env").exists()
