@@ -39,10 +39,10 @@ import argparse
 import base64
 import copy
 import datetime
-import fnmatch
 import http.server
 import itertools
 import json
+import os
 import re
 import socketserver
 import ssl
@@ -300,7 +300,7 @@ class Project:
             raise ApiError(404, "notFound", f"The resource '{path}' was not found")
         return res
 
-    def operation(self, scope, target, op_type, method_id):
+    def operation(self, scope, target, op_type, method_id=None):
         n = next(self.ops)
         name = f"operation-{n:08d}-standin"
         path = f"{scope}/operations/{name}"
@@ -321,8 +321,7 @@ class Project:
         if m:
             op["region" if m.group(1) == "regions" else "zone"] = SELF_BASE + scope
         self.operations[path] = op
-        answer = copy.deepcopy(op)
-        return answer
+        return copy.deepcopy(op)
 
     def check_refs(self, project, body, own_path):
         """A reference to a resource of this project that does not exist is refused."""
@@ -555,11 +554,9 @@ class Project:
         }
         if autoscaler:
             res["status"]["autoscaler"] = autoscaler
-        res["currentActions"] = {"none": len(self.instances_of.get(path, [])), "creating": 0,
-                                 "deleting": 0, "recreating": 0, "refreshing": 0, "restarting": 0,
-                                 "abandoning": 0, "verifying": 0, "creatingWithoutRetries": 0,
-                                 "recreating": 0, "resuming": 0, "starting": 0, "stopping": 0,
-                                 "suspending": 0}
+        actions = ("creating", "deleting", "recreating", "refreshing", "restarting", "abandoning",
+                   "verifying", "creatingWithoutRetries", "resuming", "starting", "stopping", "suspending")
+        res["currentActions"] = dict({a: 0 for a in actions}, none=len(self.instances_of.get(path, [])))
 
     def _before_get_instanceGroupManager(self, path, res):
         # Each poll of a group mid-rollout replaces one instance (surge then delete, in reality).
@@ -980,8 +977,6 @@ def main():
         server.public_key = serialization.load_pem_public_key(f.read())
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))
-    import os
-
     os.rename(args.port_file + ".tmp", args.port_file)
     server.serve_forever()
 

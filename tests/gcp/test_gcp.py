@@ -41,7 +41,9 @@ def find_discovery():
     tried = []
     env = os.environ.get("HASHD_GCP_DISCOVERY")
     if env:
-        tried.append(pathlib.Path(env))
+        if not pathlib.Path(env).is_file():
+            pytest.fail(f"HASHD_GCP_DISCOVERY={env} is not a file", pytrace=False)
+        return pathlib.Path(env)
     tried.append(REPO.parent / "shared" / "gcp" / "compute.v1.json")
 
     def git(*args):
