@@ -372,7 +372,7 @@ class Project:
                 target = f"{path}/{query.get('autoscaler', [body.get('name', '')])[0]}"
             return getattr(self, action)(target, body, scope, method, params)
         if action == "list":
-            if query.get("filter"):
+            if any(f.strip() for f in query.get("filter", [])):
                 raise ApiError(400, "invalid", "the stand-in does not implement list filters")
             prefix = path + "/"
             items = [copy.deepcopy(r) for p, r in sorted(self.resources.items())
@@ -531,11 +531,13 @@ class Project:
             return
         moved = 0
         for inst in current:
-            have = {t: sum(1 for i in current if i["template"] == t) for t in wanted_count}
-            if have.get(inst["template"], 0) > wanted_count.get(inst["template"], 0):
+            have = {}
+            for i in current:
+                have[i["template"]] = have.get(i["template"], 0) + 1
+            if have[inst["template"]] > wanted_count.get(inst["template"], 0):
                 if steps is not None and moved >= steps:
                     break
-                inst["template"] = next(t for t, n in want if have[t] < n)
+                inst["template"] = next(t for t, n in want if have.get(t, 0) < n)
                 inst["name"] = f"{res['name']}-{next(self.ids) % 10000:04d}"
                 moved += 1
 
