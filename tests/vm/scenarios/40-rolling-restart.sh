@@ -1,0 +1,23 @@
+# Rolling restart under load: one instance at a time, each back (Type=notify) before the
+# next, while four clients send concurrently (requests really are in flight when a process
+# stops). Four loops 0.5 s apart stay under the per-client limit (10/s, burst 20).
+
+name=vm1
+loops=()
+for c in 1 2 3 4; do
+    client_loop $name 25 "$work/restart-$c.txt" 0.5 &
+    loops+=($!)
+done
+sleep 1
+restart_ok=1
+for i in 1 2; do
+    on_vm $name "systemctl restart hashd@$i.service" || restart_ok=0
+    sleep 1
+done
+wait "${loops[@]}"
+errors=$(cat "$work"/restart-[1-4].txt)
+if [ "$restart_ok" -eq 1 ] && [ -z "$errors" ]; then
+    pass no-client-error "systemctl restart hashd@1, hashd@2 one at a time under 4 concurrent clients (100 requests): no client error"
+else
+    fail no-client-error "restart ok=$restart_ok, client errors: $(head -5 <<<"$errors")"
+fi
