@@ -340,7 +340,8 @@ class Project:
         for other, res in self.resources.items():
             if other == path:
                 continue
-            for s in strings_in(res):
+            # status is output (a MIG's status.autoscaler names its autoscaler): not a use.
+            for s in strings_in({k: v for k, v in res.items() if k != "status"}):
                 if rel(s) == path:
                     yield other
 
