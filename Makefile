@@ -9,7 +9,7 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deps build build-asan run test unit-test integration-test monitoring-test vm-test gcp-test bench-smoke bench deb format clean
+.PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test gcp-test bench-smoke bench deb format clean nomad-test
 
 all: build
 
@@ -30,7 +30,7 @@ run: build
 
 # The whole suite: unit tests (plain and sanitized builds), integration tests against the real
 # local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
-test: unit-test integration-test monitoring-test vm-test gcp-test bench-smoke
+test: unit-test integration-test monitoring-test vm-test gcp-test bench-smoke nomad-test
 
 unit-test: build build-asan
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
@@ -39,6 +39,10 @@ unit-test: build build-asan
 integration-test: build build-asan
 	$(PYTEST) tests/integration
 	HASHD_FCGI_BIN=$(CURDIR)/$(ASAN_BUILD_DIR)/fcgi-app/hashd-fcgi $(PYTEST) tests/integration -m "not slow"
+
+# The MultiVAC API and queue alone (they also run within integration-test).
+multivac-test: build
+	$(PYTEST) tests/integration/test_multivac.py
 
 # promtool checks of the Prometheus configuration and unit tests of the alerting rules.
 monitoring-test: deps
@@ -51,6 +55,14 @@ vm-test: deb
 # discovery document (README: "Deploy to Google Cloud"), and ansible-lint on them.
 gcp-test: deps
 	tests/gcp/run
+
+# The Nomad job files: HashiCorp's HCL parser (npm, pinned by tests/nomad/package-lock.json),
+# a check of what Nomad rejects, and the job's tasks run in a local allocation directory.
+# npm ci runs again only when the lockfile changed since the last install.
+nomad-test: build
+	cd tests/nomad && { cmp -s package-lock.json node_modules/.hashd-installed-lock || \
+	    { npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.hashd-installed-lock; }; }
+	$(PYTEST) tests/nomad
 
 bench-smoke: build
 	bench/run --smoke

@@ -2,6 +2,7 @@
 
 #include "errors.h"
 #include "json.h"
+#include "worker_metrics.h"
 
 namespace hashd {
 
@@ -34,7 +35,7 @@ Response HandleReadyz(const Request& request, const Services& services) {
 Response HandleMetrics(const Request&, const Services& services) {
     Response response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    response.body = services.metrics.Render();
+    response.body = services.metrics.Render() + RenderQueueMetrics(services);
     return response;
 }
 

@@ -43,9 +43,10 @@ const char* LevelName(LogLevel level) {
 
 }  // namespace
 
-Logger::Logger(LogTarget target)
+Logger::Logger(LogTarget target, std::string identifier)
     : to_journal_(target == LogTarget::kJournal ||
-                  (target == LogTarget::kAuto && StderrIsJournal())) {}
+                  (target == LogTarget::kAuto && StderrIsJournal())),
+      identifier_(std::move(identifier)) {}
 
 void Logger::Log(LogLevel level, std::string_view message,
                  std::initializer_list<LogField> fields) const {
@@ -54,7 +55,7 @@ void Logger::Log(LogLevel level, std::string_view message,
         lines.reserve(fields.size() + 3);
         lines.push_back("MESSAGE=" + std::string(message));
         lines.push_back("PRIORITY=" + std::to_string(static_cast<int>(level)));
-        lines.push_back("SYSLOG_IDENTIFIER=hashd-fcgi");
+        lines.push_back("SYSLOG_IDENTIFIER=" + identifier_);
         for (const auto& [name, value] : fields) lines.push_back(std::string(name) + "=" + value);
         std::vector<iovec> iov;
         iov.reserve(lines.size());

@@ -21,13 +21,15 @@ using LogField = std::pair<std::string_view, std::string>;  // NAME (upper case)
 
 class Logger {
   public:
-    explicit Logger(LogTarget target);
+    // `identifier` is the journal's SYSLOG_IDENTIFIER (journalctl -t), the program's name.
+    explicit Logger(LogTarget target, std::string identifier = "hashd-fcgi");
     void Log(LogLevel level, std::string_view message,
              std::initializer_list<LogField> fields) const;
     bool to_journal() const { return to_journal_; }
 
   private:
     bool to_journal_;
+    std::string identifier_;
 };
 
 }  // namespace hashd

@@ -1,27 +1,18 @@
 #include "message_handlers.h"
 
 #include <cctype>
-#include <chrono>
 
 #include "errors.h"
 #include "json.h"
 #include "request_body.h"
 #include "sha256.h"
 #include "text.h"
+#include "timed_store.h"
 
 namespace hashd {
 namespace {
 
 constexpr std::string_view kMessagesPrefix = "/messages/";
-
-template <typename Operation>
-auto TimedStore(const Services& services, std::string_view op, Operation&& operation) {
-    const auto start = std::chrono::steady_clock::now();
-    auto result = operation();
-    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-    services.metrics.RecordStore(services.store.Backend(), op, result.ok(), took.count());
-    return result;
-}
 
 // Lower-cased digest, or nullopt when `text` is not 64 hex characters.
 std::optional<std::string> NormalizeDigest(std::string_view text) {

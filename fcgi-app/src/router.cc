@@ -6,6 +6,7 @@
 #include "hash_handlers.h"
 #include "health_handlers.h"
 #include "message_handlers.h"
+#include "multivac_handlers.h"
 
 namespace hashd {
 namespace {
@@ -19,6 +20,10 @@ constexpr Route kRoutes[] = {
     {"/healthz", "/healthz", false, "GET", HandleHealthz, false},
     {"/readyz", "/readyz", false, "GET", HandleReadyz, false},
     {"/metrics", "/metrics", false, "GET", HandleMetrics, false},
+    // MultiVAC (multivac_handlers.h): store reads and writes, shed like messages.
+    {"/", "/", false, "GET", HandleMultivacWelcome, true},
+    {"/multivac", "/multivac", false, "GET", HandleMultivacAnswer, true},
+    {"/multivac/data", "/multivac/data", false, "POST", HandleMultivacData, true},
 };
 
 bool PathMatches(const Route& route, std::string_view path) {

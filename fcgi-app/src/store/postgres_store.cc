@@ -149,6 +149,7 @@ Status PostgresStore::Connect(Connection& connection) {
         if (!Exec(conn, [&](PGconn* c) { return PQsendPrepare(c, name, sql, 0, nullptr); }).ok())
             return fail();
     }
+    if (!PrepareQueue(conn)) return fail();
     return Ok{};
 }
 

@@ -1,5 +1,7 @@
 #include "store/redis_store.h"
 
+#include <unistd.h>
+
 #include <charconv>
 
 #include "store/store_errors.h"
@@ -69,6 +71,13 @@ Result<std::unique_ptr<RedisStore>> RedisStore::Open(std::string_view url,
     auto address = ParseRedisUrl(url);
     if (!address.ok()) return address.error();
     return std::unique_ptr<RedisStore>(new RedisStore(std::move(address).value(), timeout));
+}
+
+RedisStore::RedisStore(RedisAddress address, std::chrono::milliseconds timeout)
+    : address_(std::move(address)), timeout_(timeout) {
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    consumer_ = std::string(host) + ":" + std::to_string(getpid());
 }
 
 Status RedisStore::Connect(Connection& connection) {

@@ -1,0 +1,64 @@
+#include "multivac_handlers.h"
+
+#include "errors.h"
+#include "request_body.h"
+#include "text.h"
+#include "timed_store.h"
+
+namespace hashd {
+namespace {
+
+// What Flask answered for a view returning a str: its default HTML content type. The bodies
+// are shown to browsers as HTML; nginx's Content-Security-Policy (default-src 'none') and
+// nosniff keep a datum that looks like markup from running anything.
+constexpr std::string_view kHtml = "text/html; charset=utf-8";
+constexpr std::string_view kWelcome = "Welcome to MultiVAC!";
+constexpr std::string_view kInsufficient = "INSUFFICIENT DATA FOR MEANINGFUL ANSWER.";
+// The original's body as its clients saw it.
+constexpr std::string_view kUpdated = R"({"response": "MultiVAC updated!"})";
+// A datum is at most what a message may be.
+constexpr std::size_t kMaxDatumBytes = 64 * 1024;
+
+Response Html(std::string_view body) {
+    Response response;
+    response.content_type = kHtml;
+    response.body = body;
+    return response;
+}
+
+}  // namespace
+
+Response HandleMultivacWelcome(const Request&, const Services&) {
+    return Html(kWelcome);
+}
+
+Response HandleMultivacAnswer(const Request& request, const Services& services) {
+    auto first = TimedStore(services, "first", [&] { return services.store.Queue().First(); });
+    if (!first.ok()) return ErrorResponse(first.error(), request.request_id);
+    if (!first.value()) return Html(kInsufficient);
+    return Html(*first.value());
+}
+
+Response HandleMultivacData(const Request& request, const Services& services) {
+    auto body = ParseBody(request, /*allow_form=*/true, {"data"});
+    if (!body.ok()) return ErrorResponse(body.error(), request.request_id);
+    auto data = RequireString(body.value(), "data");
+    if (!data.ok()) return ErrorResponse(data.error(), request.request_id);
+    if (data.value().size() > kMaxDatumBytes)
+        return ErrorResponse({413, "data_too_large",
+                              "The field \"data\" is larger than 64 KiB; send at most 65536 "
+                              "bytes."},
+                             request.request_id);
+    // It is served back as a UTF-8 page: refuse what could not be one.
+    if (!IsValidUtf8(data.value()))
+        return ErrorResponse({400, "data_not_utf8", "The field \"data\" must be valid UTF-8."},
+                             request.request_id);
+    auto queued = TimedStore(services, "enqueue",
+                             [&] { return services.store.Queue().Enqueue(data.value()); });
+    if (!queued.ok()) return ErrorResponse(queued.error(), request.request_id);
+    Response response;
+    response.body = kUpdated;
+    return response;
+}
+
+}  // namespace hashd
