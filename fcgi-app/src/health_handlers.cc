@@ -1,28 +1,26 @@
 #include "health_handlers.h"
 
-#include "errors.h"
 #include "json.h"
 #include "worker_metrics.h"
 
 namespace hashd {
 
-Response HandleHealthz(const Request&, const Services&) {
+Result<Response> HandleHealthz(const Request&, const Services&) {
     Response response;
     response.body = R"({"status":"ok"})";
     return response;
 }
 
-Response HandleReadyz(const Request& request, const Services& services) {
+Result<Response> HandleReadyz(const Request&, const Services& services) {
     if (services.draining.load())
-        return ErrorResponse({503, "draining", "This process is shutting down.", 1},
-                             request.request_id);
+        return ApiError{503, "draining", "This process is shutting down.", 1};
     if (auto store = services.store.Check(); !store.ok()) {
         ApiError error = store.error();
         error.status = 503;
         error.message = "Not ready: the " + std::string(services.store.Backend()) +
                         " message store is unavailable.";
         if (error.retry_after_seconds == 0) error.retry_after_seconds = 1;
-        return ErrorResponse(error, request.request_id);
+        return error;
     }
     Json::Value body(Json::objectValue);
     body["status"] = "ready";
@@ -32,7 +30,7 @@ Response HandleReadyz(const Request& request, const Services& services) {
     return response;
 }
 
-Response HandleMetrics(const Request&, const Services& services) {
+Result<Response> HandleMetrics(const Request&, const Services& services) {
     Response response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     response.body = services.metrics.Render() + RenderQueueMetrics(services);

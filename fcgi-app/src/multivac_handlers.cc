@@ -28,34 +28,31 @@ Response Html(std::string_view body) {
 
 }  // namespace
 
-Response HandleMultivacWelcome(const Request&, const Services&) {
+Result<Response> HandleMultivacWelcome(const Request&, const Services&) {
     return Html(kWelcome);
 }
 
-Response HandleMultivacAnswer(const Request& request, const Services& services) {
+Result<Response> HandleMultivacAnswer(const Request&, const Services& services) {
     auto first = TimedStore(services, "first", [&] { return services.store.Queue().First(); });
-    if (!first.ok()) return ErrorResponse(first.error(), request.request_id);
+    if (!first.ok()) return first.error();
     if (!first.value()) return Html(kInsufficient);
     return Html(*first.value());
 }
 
-Response HandleMultivacData(const Request& request, const Services& services) {
+Result<Response> HandleMultivacData(const Request& request, const Services& services) {
     auto body = ParseBody(request, /*allow_form=*/true, {"data"});
-    if (!body.ok()) return ErrorResponse(body.error(), request.request_id);
+    if (!body.ok()) return body.error();
     auto data = RequireString(body.value(), "data");
-    if (!data.ok()) return ErrorResponse(data.error(), request.request_id);
+    if (!data.ok()) return data.error();
     if (data.value().size() > kMaxDatumBytes)
-        return ErrorResponse({413, "data_too_large",
-                              "The field \"data\" is larger than 64 KiB; send at most 65536 "
-                              "bytes."},
-                             request.request_id);
+        return ApiError{413, "data_too_large",
+                        "The field \"data\" is larger than 64 KiB; send at most 65536 bytes."};
     // It is served back as a UTF-8 page: refuse what could not be one.
     if (!IsValidUtf8(data.value()))
-        return ErrorResponse({400, "data_not_utf8", "The field \"data\" must be valid UTF-8."},
-                             request.request_id);
+        return ApiError{400, "data_not_utf8", "The field \"data\" must be valid UTF-8."};
     auto queued = TimedStore(services, "enqueue",
                              [&] { return services.store.Queue().Enqueue(data.value()); });
-    if (!queued.ok()) return ErrorResponse(queued.error(), request.request_id);
+    if (!queued.ok()) return queued.error();
     Response response;
     response.body = kUpdated;
     return response;

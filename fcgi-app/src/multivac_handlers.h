@@ -10,12 +10,13 @@
 // store_unavailable when the store cannot be reached (both GET /multivac and the POST).
 
 #include "http.h"
+#include "result.h"
 #include "services.h"
 
 namespace hashd {
 
-Response HandleMultivacWelcome(const Request& request, const Services& services);
-Response HandleMultivacAnswer(const Request& request, const Services& services);
-Response HandleMultivacData(const Request& request, const Services& services);
+Result<Response> HandleMultivacWelcome(const Request& request, const Services& services);
+Result<Response> HandleMultivacAnswer(const Request& request, const Services& services);
+Result<Response> HandleMultivacData(const Request& request, const Services& services);
 
 }  // namespace hashd

@@ -54,8 +54,13 @@ ApiError BodyTooLarge(std::string_view label) {
 }
 
 Dispatch RouteRequest(const Request& request, const Services& services) {
-    if (const Route* route = FindRoute(request))
-        return {route->label, route->sheddable, route->handler(request, services)};
+    if (const Route* route = FindRoute(request)) {
+        Result<Response> answer = route->handler(request, services);
+        if (!answer.ok())
+            return {route->label, route->sheddable,
+                    ErrorResponse(answer.error(), request.request_id)};
+        return {route->label, route->sheddable, std::move(answer).value()};
+    }
 
     std::string allow;
     std::string_view label = "unmatched";

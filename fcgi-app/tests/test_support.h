@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "http.h"
+#include "router.h"
 #include "services.h"
 
 namespace hashd::testing {
@@ -138,6 +139,12 @@ inline Request Get(std::string path) {
     r.path = std::move(path);
     r.request_id = "test-request-id";
     return r;
+}
+
+// What a client gets for `request`: the router's dispatch and the handler behind it, errors
+// rendered as the JSON error body.
+inline Response Serve(const Request& request, const Services& services) {
+    return RouteRequest(request, services).response;
 }
 
 }  // namespace hashd::testing

@@ -147,7 +147,18 @@ Result<RedisStore::ReplyPtr> RedisStore::Command(const std::vector<std::string_v
             const std::string_view error(reply->str, reply->len);
             // Under maxmemory-policy noeviction, a full Redis refuses writes with -OOM.
             if (error.starts_with("OOM")) return StoreFull(Backend());
-            // LOADING, READONLY, MASTERDOWN, BUSY...: the server is there but cannot serve.
+            if (error.starts_with("READONLY") || error.starts_with("NOAUTH")) {
+                // The connection outlived its server's role or its login: READONLY after a
+                // failover demoted this server to a replica, NOAUTH after the server lost
+                // our AUTH (a restart with requirepass behind a proxy). Keeping it would
+                // fail every write until a restart; a new connection reaches the current
+                // primary through the configured address and logs in again.
+                last_error = "redis replied " + std::string(error);
+                connection.context.reset();
+                if (fresh) break;
+                continue;
+            }
+            // LOADING, MASTERDOWN, BUSY...: the server is there but cannot serve yet.
             return StoreUnavailable(Backend(), 1, "redis replied " + std::string(error));
         }
         last_error = connection.context->errstr;

@@ -15,8 +15,11 @@
 // Redis that is down at start-up only makes /messages answer 503. Every connect and every
 // command is bounded by HASHD_STORE_TIMEOUT_MS. A connection that fails is dropped; a request
 // on a connection that went stale (Redis restarted) reconnects and retries once, since SET NX
-// and GET are idempotent; a failed connect backs off (Backoff) so a dead server is not
-// hammered, and requests meanwhile answer 503 with Retry-After at once.
+// and GET are idempotent. A -READONLY or -NOAUTH reply also drops the connection (after a
+// failover it points at a demoted primary; after a restart it lost its AUTH) and the command
+// is retried once on a new one, so writes recover without a restart. A failed connect backs
+// off (Backoff) so a dead server is not hammered, and requests meanwhile answer 503 with
+// Retry-After at once.
 //
 // The MultiVAC queue (DataQueue, store/redis_queue.cc) lives in the same Redis, under
 // hashd:multivac:*: a reliable queue. POST LPUSHes "<id>:<enqueue ms>:<datum>" onto
