@@ -1,5 +1,7 @@
 #include "health_handlers.h"
 
+#include <unistd.h>
+
 #include "errors.h"
 #include "json.h"
 
@@ -14,6 +16,13 @@ Response HandleHealthz(const Request&, const Services&) {
 Response HandleReadyz(const Request& request, const Services& services) {
     if (services.draining.load())
         return ErrorResponse({503, "draining", "This process is shutting down.", 1},
+                             request.request_id);
+    // The operator's drain switch for the whole VM (scale-in, rolling upgrade): the load
+    // balancer takes the VM out after its health check's fall count while every request
+    // still in flight, or still arriving meanwhile, is served. A file under the runtime
+    // directory, so a reboot undrains.
+    if (access((services.config.runtime_dir + "/drain").c_str(), F_OK) == 0)
+        return ErrorResponse({503, "draining", "This VM is drained by its operator.", 1},
                              request.request_id);
     if (auto store = services.store.Check(); !store.ok()) {
         ApiError error = store.error();
