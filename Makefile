@@ -9,7 +9,7 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deps build build-asan run test unit-test integration-test monitoring-test vm-test bench-smoke bench deb format clean
+.PHONY: all deps build build-asan run test unit-test integration-test monitoring-test vm-test cluster-test bench-smoke bench deb format clean
 
 all: build
 
@@ -30,7 +30,7 @@ run: build
 
 # The whole suite: unit tests (plain and sanitized builds), integration tests against the real
 # local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
-test: unit-test integration-test monitoring-test vm-test bench-smoke
+test: unit-test integration-test monitoring-test vm-test cluster-test bench-smoke
 
 unit-test: build build-asan
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
@@ -46,6 +46,10 @@ monitoring-test: deps
 
 vm-test: deb
 	tests/vm/run
+
+# Three hashd VMs, a store VM and a load-balancer VM under load (tests/cluster/run).
+cluster-test: deb
+	tests/cluster/run
 
 bench-smoke: build
 	bench/run --smoke

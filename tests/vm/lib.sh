@@ -83,8 +83,11 @@ lab_root() {
 lab_keys() {
     ssh-keygen -q -t ed25519 -N '' -C "hashd-$lab_name-$run_id" -f "$work/id_ed25519"
     : >"$work/known_hosts"
+    # One SSH connection per VM, reused by every on_vm (a check polls a VM many times).
     ssh_opts=(-i "$work/id_ed25519" -o UserKnownHostsFile="$work/known_hosts" -o StrictHostKeyChecking=yes
-        -o BatchMode=yes -o ConnectTimeout=3 -o LogLevel=ERROR)
+        -o BatchMode=yes -o ConnectTimeout=3 -o LogLevel=ERROR
+        -o ServerAliveInterval=2 -o ServerAliveCountMax=2
+        -o ControlMaster=auto -o ControlPath="$work/ssh-%h" -o ControlPersist=120s)
 }
 
 # vm_prepare NAME IP: the VM's overlay root (identity, SSH key) and its empty namespace.

@@ -1,0 +1,12 @@
+# The shared-store checks again, with the group switched to PostgreSQL by a playbook run.
+source "$here/store.sh"
+store_kind=postgresql
+write_inventory "${members[@]}"
+if lab_playbook "$work/to-postgresql.log" "$inventory" site.yml --limit hashd; then
+    pass switch-to-postgresql "ansible-playbook site.yml --limit hashd points every VM at PostgreSQL"
+else
+    lab_playbook_failed "$work/to-postgresql.log" "${members[@]}"
+    fail switch-to-postgresql "the playbook run failed"
+fi
+for name in "${members[@]}"; do wait_lb "$name" UP 30 >/dev/null; done
+shared_store_checks postgresql
