@@ -24,7 +24,9 @@ class FcgiServer {
     // has been answered.
     void Run();
 
-    // Stops accepting new requests; in-flight ones finish. Safe from any thread.
+    // Stops taking new connections (the socket's path is removed), serves those already
+    // queued on the socket (2 s at most), then stops accepting; in-flight requests finish.
+    // Blocks for that drain. Safe from any thread; later calls return at once.
     void Stop();
 
     // False when every worker has been stuck on a single request for longer than `limit`:
@@ -38,6 +40,7 @@ class FcgiServer {
     const Services& services_;
     const Logger& logger_;
     int listen_fd_;
+    std::atomic<bool> stop_requested_{false};
     std::atomic<bool> stopping_{false};
     std::vector<std::unique_ptr<Worker>> workers_;
 };
