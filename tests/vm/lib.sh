@@ -175,12 +175,18 @@ vm_boot() {
     vm_pid[$name]=$!
 }
 
-# vm_kill NAME: the VM dies at once, no shutdown (SIGKILL to nspawn takes its PID 1, and
-# with it every process of the VM). Its disk (the overlay) and namespace stay.
+# vm_kill NAME: the VM dies at once, no shutdown: SIGKILL to its PID 1 (the kernel then kills
+# every process of its PID namespace) and to nspawn. SIGKILL to nspawn alone is not enough:
+# the VM's systemd outlives it, reparented to the host's PID 1. Its disk (the overlay) and
+# network namespace stay.
 vm_kill() {
-    local pid=${vm_pid[$1]}
+    local pid=${vm_pid[$1]} init
+    init=$(pgrep -P "$pid" | head -1)
+    [ -n "$init" ] && kill -KILL "$init" 2>/dev/null
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
+    # The namespace's processes are gone once its init is reaped.
+    for _ in $(seq 1 40); do [ -z "$init" ] || ! kill -0 "$init" 2>/dev/null && break; sleep 0.25; done
     vm_pid[$1]=""
     return 0
 }
