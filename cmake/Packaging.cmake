@@ -19,7 +19,15 @@ install(FILES systemd/sysusers.d/hashd.conf DESTINATION lib/sysusers.d
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 install(FILES systemd/tmpfiles.d/hashd.conf DESTINATION lib/tmpfiles.d
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
-install(FILES systemd/default/hashd DESTINATION /etc/default
+# /etc/default/hashd's commented defaults are the compiled ones: generated from the binary.
+add_custom_command(OUTPUT ${HASHD_PKG_DIR}/default/hashd
+                   COMMAND ${CMAKE_COMMAND} -DBIN=$<TARGET_FILE:hashd-fcgi>
+                           -DIN=${CMAKE_SOURCE_DIR}/systemd/default/hashd.in
+                           -DOUT=${HASHD_PKG_DIR}/default/hashd
+                           -P ${CMAKE_SOURCE_DIR}/cmake/defaults-file.cmake
+                   DEPENDS hashd-fcgi ${CMAKE_SOURCE_DIR}/systemd/default/hashd.in
+                           ${CMAKE_SOURCE_DIR}/cmake/defaults-file.cmake VERBATIM)
+install(FILES ${HASHD_PKG_DIR}/default/hashd DESTINATION /etc/default
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 
 # nginx templates (the Ansible nginx role and scripts/render-nginx render them).
@@ -96,7 +104,8 @@ add_custom_command(OUTPUT ${HASHD_PKG_DIR}/hashd-fcgi.1.gz
                    COMMAND gzip -9nf ${HASHD_PKG_DIR}/hashd-fcgi.1
                    DEPENDS hashd-fcgi ${HASHD_PKG_DIR}/manpage.cmake VERBATIM)
 add_custom_target(hashd-package-docs ALL
-                  DEPENDS ${HASHD_PKG_DIR}/doc/changelog.gz ${HASHD_PKG_DIR}/hashd-fcgi.1.gz)
+                  DEPENDS ${HASHD_PKG_DIR}/doc/changelog.gz ${HASHD_PKG_DIR}/hashd-fcgi.1.gz
+                          ${HASHD_PKG_DIR}/default/hashd)
 install(FILES ${HASHD_PKG_DIR}/doc/copyright ${HASHD_PKG_DIR}/doc/changelog.gz
         DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/hashd
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <memory>
 
+#include "secret.h"
+
 namespace hashd {
 namespace {
 
@@ -28,11 +30,11 @@ Status CheckPassword(std::string_view password) {
 // crypt_rn into a per-call scratch area; the result is copied out before the area is freed.
 Result<std::string> Crypt(std::string_view password, const std::string& setting) {
     auto scratch = std::make_unique<crypt_data>();
-    const std::string phrase(password);
-    const char* out = crypt_rn(phrase.c_str(), setting.c_str(), scratch.get(),
+    Secret phrase(password);  // crypt_rn takes a C string
+    const char* out = crypt_rn(phrase.view().data(), setting.c_str(), scratch.get(),
                                static_cast<int>(sizeof(crypt_data)));
     std::string result = out != nullptr ? std::string(out) : std::string();
-    OPENSSL_cleanse(scratch.get(), sizeof(crypt_data));  // it held the password
+    Wipe(scratch.get(), sizeof(crypt_data));  // it held the password
     if (out == nullptr || result.size() != kHashLength)
         return ApiError{500, "internal_error", "The hash could not be computed."};
     return result;

@@ -5,13 +5,22 @@
 #include <sstream>
 #include <string_view>
 
+// The settings table below is the one place a setting is described. Everything a user reads
+// about settings is generated from it: --help, the README's settings table
+// (--settings-markdown, compared with README.md by a unit test) and the commented defaults of
+// /etc/default/hashd (--print-defaults-file, run by the build). Defaults are never written as
+// text: they are read from a default-constructed Config, so a changed default in config.h
+// changes every document at the next build.
+
 namespace hashd {
 namespace {
 
 struct Setting {
-    const char* name;  // flag name; the variable is HASHD_ + upper-case with '-' -> '_'
-    const char* help;
-    std::function<bool(Config&, std::string_view)> apply;
+    const char* name;     // flag name; the variable is HASHD_ + upper-case with '-' -> '_'
+    std::string accepts;  // the values accepted, for --help and the defaults file
+    const char* doc;      // what it means, one paragraph (Markdown code spans allowed)
+    std::function<bool(Config&, std::string_view)> apply;  // false: value not accepted
+    std::function<std::string(const Config&)> show;        // the value as apply() accepts it
 };
 
 bool ParseInt(std::string_view text, long long lo, long long hi, long long& out) {
@@ -25,73 +34,108 @@ bool ParseInt(std::string_view text, long long lo, long long hi, long long& out)
 
 // A numeric setting stored in `field`, accepted within [lo, hi].
 template <typename Number>
-auto NumberSetting(Number Config::*field, long long lo, long long hi) {
-    return [=](Config& c, std::string_view text) {
-        long long v = 0;
-        if (!ParseInt(text, lo, hi, v)) return false;
-        c.*field = static_cast<Number>(v);
-        return true;
-    };
+Setting NumberSetting(const char* name, Number Config::*field, long long lo, long long hi,
+                      const char* doc) {
+    return {name, std::to_string(lo) + ".." + std::to_string(hi), doc,
+            [=](Config& c, std::string_view text) {
+                long long v = 0;
+                if (!ParseInt(text, lo, hi, v)) return false;
+                c.*field = static_cast<Number>(v);
+                return true;
+            },
+            [=](const Config& c) { return std::to_string(c.*field); }};
+}
+
+// A free-text setting stored in `field`, accepted when `valid` says so.
+Setting TextSetting(const char* name, std::string Config::*field, const char* accepts,
+                    bool (*valid)(std::string_view), const char* doc) {
+    return {name, accepts, doc,
+            [=](Config& c, std::string_view text) {
+                if (!valid(text)) return false;
+                c.*field = text;
+                return true;
+            },
+            [=](const Config& c) { return c.*field; }};
+}
+
+bool IsStoreUrl(std::string_view t) {
+    return t.starts_with("lmdb:") || t.starts_with("redis://") || t.starts_with("postgresql://") ||
+           t.starts_with("postgres://");
+}
+
+constexpr const char* LogTargetName(LogTarget target) {
+    switch (target) {
+        case LogTarget::kJournal:
+            return "journal";
+        case LogTarget::kStderr:
+            return "stderr";
+        case LogTarget::kAuto:
+            break;
+    }
+    return "auto";
 }
 
 const std::vector<Setting>& Settings() {
     static const std::vector<Setting> settings = {
-        {"cost-default", "bcrypt cost when a request names none (4..31, within min..max) [12]",
-         NumberSetting(&Config::cost_default, 4, 31)},
-        {"cost-min", "lowest cost a client may request (4..31) [10]",
-         NumberSetting(&Config::cost_min, 4, 31)},
-        {"cost-max", "highest cost a client may request or a verified hash may carry (4..31) [14]",
-         NumberSetting(&Config::cost_max, 4, 31)},
-        {"threads", "FastCGI worker threads per process (1..256) [1]",
-         NumberSetting(&Config::threads, 1, 256)},
-        {"legacy-get", "serve GET /gethash/<password>/; 0 answers 410 (0|1) [1]",
+        NumberSetting("cost-default", &Config::cost_default, 4, 31,
+                      "bcrypt cost when a request names none, within `HASHD_COST_MIN..MAX`; also "
+                      "the policy below which `/v1/verify` says `needs_rehash`. Each +1 doubles "
+                      "the time per hash (cost 12 is about 0.2 s of one core)"),
+        NumberSetting("cost-min", &Config::cost_min, 4, 31,
+                      "lowest cost a client may ask for (below it: 400)"),
+        NumberSetting("cost-max", &Config::cost_max, 4, 31,
+                      "highest cost a client may ask for, and highest cost of a hash "
+                      "`/v1/verify` will compute (a hash can name cost 31: days of CPU)"),
+        NumberSetting("threads", &Config::threads, 1, 256,
+                      "FastCGI worker threads per process; with P = cores, one hash per core "
+                      "(`bench/README.md` measured one single-thread process per CPU as the "
+                      "best; see \"Capacity and overload\" in the README)"),
+        {"legacy-get", "0|1",
+         "`0` switches `GET /gethash/<password>/` off: it answers 410 with a hint to POST",
          [](Config& c, std::string_view t) {
              if (t != "0" && t != "1") return false;
              c.legacy_get = t == "1";
              return true;
-         }},
-        {"queue-deadline-ms",
-         "shed requests (503) that waited longer than this since nginx handed them over; "
-         "0 disables (0..600000) [1000]",
-         NumberSetting(&Config::queue_deadline_ms, 0, 600000)},
-        {"store",
-         "message store: lmdb:PATH | redis://HOST:PORT/DB | postgresql://... "
-         "[lmdb:/var/lib/hashd/messages]",
+         },
+         [](const Config& c) { return std::string(c.legacy_get ? "1" : "0"); }},
+        NumberSetting("queue-deadline-ms", &Config::queue_deadline_ms, 0, 600000,
+                      "a request that waited longer than this between nginx and a worker is "
+                      "answered 503 + `Retry-After` instead of being hashed; `0` disables"),
+        TextSetting("store", &Config::store, "lmdb:PATH | redis://HOST:PORT/DB | postgresql://...",
+                    IsStoreUrl,
+                    "message store: `lmdb:PATH`, `redis://HOST:PORT/DB`, "
+                    "`postgresql://USER@HOST:PORT/DB`. The unit's `IPAddressDeny=any` blocks a "
+                    "network store until a drop-in allows its address (the Ansible role writes "
+                    "it from `hashd_store_allow`)"),
+        NumberSetting("lmdb-map-size", &Config::lmdb_map_size, 65536, 1LL << 40,
+                      "bytes the LMDB file may grow to; beyond it POST /messages answers 507"),
+        NumberSetting("store-timeout-ms", &Config::store_timeout_ms, 50, 60000,
+                      "connect and command timeout of Redis and PostgreSQL; a slower store "
+                      "counts as down (`/messages` 503, hashing unaffected)"),
+        NumberSetting("instance", &Config::instance, 1, 4096,
+                      "this process's number in the VM's pool (systemd's `%i`, set by the "
+                      "unit); its slot in the metrics region, at most `HASHD_METRICS_SLOTS`"),
+        NumberSetting("metrics-slots", &Config::metrics_slots, 1, 4096,
+                      "processes the pool-wide metrics region has room for"),
+        TextSetting(
+            "runtime-dir", &Config::runtime_dir, "a directory",
+            [](std::string_view t) { return !t.empty(); },
+            "where the pool-wide metrics region lives, shared by every process of the pool"),
+        {"log", "auto|journal|stderr",
+         "`auto`: native journald entries when stderr is the journal, JSON lines on stderr "
+         "otherwise; `journal`; `stderr`",
          [](Config& c, std::string_view t) {
-             if (!t.starts_with("lmdb:") && !t.starts_with("redis://") &&
-                 !t.starts_with("postgresql://") && !t.starts_with("postgres://"))
-                 return false;
-             c.store = t;
-             return true;
-         }},
-        {"lmdb-map-size", "bytes the LMDB store may grow to (65536..2^40) [1073741824]",
-         NumberSetting(&Config::lmdb_map_size, 65536, 1LL << 40)},
-        {"store-timeout-ms", "connect and command timeout of Redis/PostgreSQL (50..60000) [1000]",
-         NumberSetting(&Config::store_timeout_ms, 50, 60000)},
-        {"instance", "this process's number in the VM's pool, 1..metrics-slots [1]",
-         NumberSetting(&Config::instance, 1, 4096)},
-        {"metrics-slots", "processes the shared metrics region has room for (1..4096) [64]",
-         NumberSetting(&Config::metrics_slots, 1, 4096)},
-        {"runtime-dir", "directory of the pool-wide metrics region [/run/hashd]",
-         [](Config& c, std::string_view t) {
-             if (t.empty()) return false;
-             c.runtime_dir = t;
-             return true;
-         }},
-        {"log", "where logs go: auto (journald when stderr is the journal) | journal | stderr",
-         [](Config& c, std::string_view t) {
-             if (t == "auto")
-                 c.log = LogTarget::kAuto;
-             else if (t == "journal")
-                 c.log = LogTarget::kJournal;
-             else if (t == "stderr")
-                 c.log = LogTarget::kStderr;
-             else
-                 return false;
-             return true;
-         }},
-        {"max-body-bytes", "largest request body read (1024..16777216) [1048576]",
-         NumberSetting(&Config::max_body_bytes, 1024, 16 << 20)},
+             for (LogTarget target : {LogTarget::kAuto, LogTarget::kJournal, LogTarget::kStderr})
+                 if (t == LogTargetName(target)) {
+                     c.log = target;
+                     return true;
+                 }
+             return false;
+         },
+         [](const Config& c) { return std::string(LogTargetName(c.log)); }},
+        NumberSetting("max-body-bytes", &Config::max_body_bytes, 1024, 16 << 20,
+                      "largest request body the app reads (nginx enforces smaller per-route "
+                      "limits first)"),
     };
     return settings;
 }
@@ -103,7 +147,27 @@ std::string EnvName(std::string_view flag) {
 }
 
 ApiError Invalid(const std::string& where, const Setting& s) {
-    return {500, "invalid_setting", where + ": invalid value; expected " + s.help};
+    return {500, "invalid_setting", where + ": invalid value; expected " + s.accepts};
+}
+
+// `text` folded into lines of at most `width` characters, each starting with `prefix`.
+std::string Wrap(std::string_view text, std::string_view prefix, std::size_t width) {
+    std::string out;
+    std::string line(prefix);
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t end = text.find(' ', pos);
+        if (end == std::string_view::npos) end = text.size();
+        const std::string_view word = text.substr(pos, end - pos);
+        if (line.size() > prefix.size() && line.size() + 1 + word.size() > width) {
+            out += line + "\n";
+            line = prefix;
+        }
+        if (line.size() > prefix.size()) line += ' ';
+        line += word;
+        pos = end + 1;
+    }
+    return out + line + "\n";
 }
 
 }  // namespace
@@ -147,15 +211,40 @@ Result<Config> LoadConfig(const std::function<const char*(const char*)>& env,
 }
 
 std::string ConfigHelp() {
+    const Config defaults;
     std::ostringstream out;
     out << "Usage: hashd-fcgi [--setting=value ...]\n"
            "Serves the hashd API over FastCGI on the socket inherited as fd 0\n"
            "(as spawn-fcgi -n hands it). Each setting is read from the environment\n"
            "variable shown, and a flag of the same name overrides it.\n\n";
-    for (const Setting& s : Settings())
-        out << "  --" << s.name << " (" << EnvName(s.name) << ")\n      " << s.help << "\n";
-    out << "\n  --help       this text\n  --version    print the version\n";
+    for (const Setting& s : Settings()) {
+        out << "  --" << s.name << " (" << EnvName(s.name) << "), default " << s.show(defaults)
+            << ", accepts " << s.accepts << "\n"
+            << Wrap(s.doc, "      ", 80);
+    }
+    out << "\n  --help                 this text\n"
+           "  --version              print the version\n"
+           "  --settings-markdown    the settings as the README's Markdown table\n"
+           "  --print-defaults-file  the settings as commented VAR=default lines\n";
     return out.str();
+}
+
+std::string SettingsMarkdown() {
+    const Config defaults;
+    std::string out = "| variable | default | meaning |\n|---|---|---|\n";
+    for (const Setting& s : Settings())
+        out += "| `" + EnvName(s.name) + "` | `" + s.show(defaults) + "` | " + s.doc + " |\n";
+    return out;
+}
+
+std::string DefaultsFileSettings() {
+    const Config defaults;
+    std::string out;
+    for (const Setting& s : Settings()) {
+        out += Wrap(s.doc, "# ", 92) + "# Accepts: " + s.accepts + "\n";
+        out += "#" + EnvName(s.name) + "=" + s.show(defaults) + "\n\n";
+    }
+    return out;
 }
 
 }  // namespace hashd

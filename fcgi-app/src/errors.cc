@@ -19,35 +19,4 @@ Response ErrorResponse(const ApiError& error, const std::string& request_id) {
     return response;
 }
 
-const char* ReasonPhrase(int status) {
-    switch (status) {
-        case 200:
-            return "OK";
-        case 201:
-            return "Created";
-        case 400:
-            return "Bad Request";
-        case 403:
-            return "Forbidden";
-        case 404:
-            return "Not Found";
-        case 405:
-            return "Method Not Allowed";
-        case 410:
-            return "Gone";
-        case 413:
-            return "Payload Too Large";
-        case 415:
-            return "Unsupported Media Type";
-        case 429:
-            return "Too Many Requests";
-        case 503:
-            return "Service Unavailable";
-        case 507:
-            return "Insufficient Storage";
-        default:
-            return status < 500 ? "Client Error" : "Internal Server Error";
-    }
-}
-
 }  // namespace hashd

@@ -25,12 +25,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 
 #include "errors.h"
+#include "http_tables.h"
 #include "router.h"
+#include "secret.h"
 #include "text.h"
 
 namespace hashd {
@@ -61,28 +65,38 @@ double QueueWaitSeconds(const std::string& sent_msec) {
     return wait < 0 ? 0 : wait;  // nginx's clock is ms-granular and cached per event loop
 }
 
-// Methods as metric labels: a fixed set, so a client cannot mint new series.
-std::string_view MethodLabel(std::string_view method) {
-    for (std::string_view known : {"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
-        if (method == known) return known;
-    return "OTHER";
-}
-
-// Reads the request body. Bodies over the limit are not read; the caller answers 413.
-bool ReadBody(FCGX_Request& fcgi, std::size_t limit, std::string& body) {
+// Reads the request body into `body`: 413 when CONTENT_LENGTH is over `limit` (nothing is
+// read), 400 when CONTENT_LENGTH is not a number or the stream ends before that many bytes
+// (a truncated body must not be taken for a shorter one: its prefix may parse).
+Status ReadBody(FCGX_Request& fcgi, std::size_t limit, std::string_view route, std::string& body) {
     const std::string length_text = Param(fcgi, "CONTENT_LENGTH");
-    const unsigned long long length =
-        length_text.empty() ? 0 : std::strtoull(length_text.c_str(), nullptr, 10);
-    if (length > limit) return false;
-    body.resize(static_cast<std::size_t>(length));
+    std::size_t length = 0;
+    if (!length_text.empty()) {
+        const char* end = length_text.data() + length_text.size();
+        const auto parsed = std::from_chars(length_text.data(), end, length);
+        if (parsed.ec == std::errc::result_out_of_range) return BodyTooLarge(route);
+        if (parsed.ec != std::errc{} || parsed.ptr != end)
+            return ApiError{400, "invalid_body", "The Content-Length is not a number."};
+    }
+    if (length > limit) return BodyTooLarge(route);
+    body.resize(length);
     std::size_t got = 0;
     while (got < body.size()) {
         const int n = FCGX_GetStr(body.data() + got, static_cast<int>(body.size() - got), fcgi.in);
         if (n <= 0) break;
         got += static_cast<std::size_t>(n);
     }
-    body.resize(got);
-    return true;
+    if (got < length)
+        return ApiError{400, "invalid_body",
+                        "The request body is shorter than its Content-Length; send it whole."};
+    return Ok{};
+}
+
+// The request's strings in libfcgi's parameter block (REQUEST_URI may hold a /gethash/
+// password), overwritten before FCGX_Finish_r frees them.
+void WipeParams(FCGX_Request& fcgi) {
+    for (char** param = fcgi.envp; param != nullptr && *param != nullptr; ++param)
+        Wipe(*param, std::strlen(*param));
 }
 
 void WriteResponse(FCGX_Request& fcgi, const Response& response) {
@@ -174,7 +188,7 @@ void FcgiServer::Serve(Worker& worker) {
 
     Request request;
     request.method = Param(fcgi, "REQUEST_METHOD");
-    const std::string uri = Param(fcgi, "REQUEST_URI");
+    std::string uri = Param(fcgi, "REQUEST_URI");
     const std::size_t question = uri.find('?');
     request.path = uri.substr(0, question);
     if (question != std::string::npos) request.query = uri.substr(question + 1);
@@ -197,10 +211,11 @@ void FcgiServer::Serve(Worker& worker) {
             ErrorResponse({503, "overloaded",
                            "The service is overloaded; retry after the Retry-After delay.", 1},
                           request.request_id)};
-    } else if (!ReadBody(fcgi, services_.config.max_body_bytes, request.body)) {
+    } else if (auto read = ReadBody(fcgi, services_.config.max_body_bytes,
+                                    route != nullptr ? route->label : "unmatched", request.body);
+               !read.ok()) {
         dispatch = {route != nullptr ? route->label : "unmatched", false,
-                    ErrorResponse({413, "body_too_large", "The request body is too large."},
-                                  request.request_id)};
+                    ErrorResponse(read.error(), request.request_id)};
     } else {
         try {
             dispatch = RouteRequest(request, services_);
@@ -213,6 +228,8 @@ void FcgiServer::Serve(Worker& worker) {
         }
     }
     WriteResponse(fcgi, dispatch.response);
+    Wipe(uri);
+    WipeParams(fcgi);  // `request` wipes its own copies when it goes
 
     const std::chrono::duration<double> took = Clock::now() - start;
     const int status = dispatch.response.status;

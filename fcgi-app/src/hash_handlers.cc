@@ -7,6 +7,7 @@
 #include "json.h"
 #include "password_policy.h"
 #include "request_body.h"
+#include "secret.h"
 #include "text.h"
 
 namespace hashd {
@@ -24,8 +25,8 @@ auto TimedBcrypt(int cost, const Services& services, Operation&& operation) {
     return result;
 }
 
-Result<BcryptHash> TimedHash(const std::string& password, int cost, const Services& services) {
-    return TimedBcrypt(cost, services, [&] { return BcryptHashPassword(password, cost); });
+Result<BcryptHash> TimedHash(const Secret& password, int cost, const Services& services) {
+    return TimedBcrypt(cost, services, [&] { return BcryptHashPassword(password.view(), cost); });
 }
 
 Response JsonResponse(int status, const Json::Value& body) {
@@ -37,7 +38,7 @@ Response JsonResponse(int status, const Json::Value& body) {
 }
 
 // The password of /gethash/<password>[/]: one percent-decoded path segment.
-Result<std::string> LegacyPassword(std::string_view path) {
+Result<Secret> LegacyPassword(std::string_view path) {
     std::string_view raw = path.substr(kLegacyPrefix.size());
     if (raw.ends_with('/')) raw.remove_suffix(1);
     if (raw.empty() || raw.find('/') != std::string_view::npos)
@@ -45,7 +46,9 @@ Result<std::string> LegacyPassword(std::string_view path) {
     auto decoded = PercentDecode(raw);
     if (!decoded)
         return ApiError{400, "invalid_password", "The password's percent-encoding is malformed."};
-    return std::move(*decoded);
+    Secret password(*decoded);
+    Wipe(*decoded);
+    return password;
 }
 
 // Accepts the bcrypt string itself or the hex of it, as /v1/hash and /gethash return both.
@@ -57,10 +60,10 @@ std::string NormalizeHash(const std::string& hash) {
 }
 
 // The "password" field, present, a string, and within policy.
-Result<std::string> RequirePassword(const Json::Value& body) {
-    auto password = RequireString(body, "password");
+Result<Secret> RequirePassword(const Json::Value& body) {
+    auto password = RequireSecret(body, "password");
     if (!password.ok()) return password;
-    if (auto valid = ValidatePassword(password.value()); !valid.ok()) return valid.error();
+    if (auto valid = ValidatePassword(password.value().view()); !valid.ok()) return valid.error();
     return password;
 }
 
@@ -104,7 +107,7 @@ Response HandleVerify(const Request& request, const Services& services) {
                              request.request_id);
 
     auto match = TimedBcrypt(parts.value().cost, services,
-                             [&] { return BcryptVerify(password.value(), hash); });
+                             [&] { return BcryptVerify(password.value().view(), hash); });
     if (!match.ok()) return ErrorResponse(match.error(), request.request_id);
 
     Json::Value out(Json::objectValue);
@@ -124,7 +127,7 @@ Response HandleLegacyGetHash(const Request& request, const Services& services) {
     services.metrics.RecordLegacyGet();
     auto password = LegacyPassword(request.path);
     if (!password.ok()) return ErrorResponse(password.error(), request.request_id);
-    if (auto valid = ValidatePassword(password.value()); !valid.ok())
+    if (auto valid = ValidatePassword(password.value().view()); !valid.ok())
         return ErrorResponse(valid.error(), request.request_id);
 
     auto hash = TimedHash(password.value(), services.config.cost_default, services);

@@ -69,6 +69,14 @@ int main(int argc, char** argv) {
             std::fputs(ConfigHelp().c_str(), stdout);
             return 0;
         }
+        if (arg == "--settings-markdown") {
+            std::fputs(SettingsMarkdown().c_str(), stdout);
+            return 0;
+        }
+        if (arg == "--print-defaults-file") {
+            std::fputs(DefaultsFileSettings().c_str(), stdout);
+            return 0;
+        }
         if (arg == "--version") {
             std::printf("hashd-fcgi %s (%s)\n", kVersion, kCommit);
             return 0;

@@ -1,5 +1,6 @@
 #pragma once
-// Pool-wide Prometheus metrics. (The design of the shared region is described in metrics.cc.)
+// Pool-wide Prometheus metrics. (The shared region is described in metrics/region.cc, what the
+// pool's series mean in metrics/shared_metrics.cc.)
 // Every method is thread-safe and cheap (atomic adds); Render() produces the text exposition of
 // the whole pool of processes on this VM, not only of this process.
 

@@ -4,15 +4,43 @@
 #include "text.h"
 
 namespace hashd {
+namespace {
 
-Result<Json::Value> ParseBody(const Request& request, bool allow_form,
+ApiError MissingField(const char* name) {
+    return ApiError{400, "missing_field", std::string("The field \"") + name + "\" is required."};
+}
+
+ApiError NotAString(const char* name) {
+    return ApiError{400, "invalid_field",
+                    std::string("The field \"") + name + "\" must be a string."};
+}
+
+}  // namespace
+
+RequestBody::~RequestBody() {
+    WipeStrings(*this);
+}
+
+Result<RequestBody> ParseBody(const Request& request, bool allow_form,
                               std::initializer_list<std::string_view> form_fields) {
     const std::string media = MediaType(request.content_type);
-    if (media == "application/json") return ParseJsonObject(request.body);
+    if (media == "application/json") {
+        auto parsed = ParseJsonObject(request.body);
+        if (!parsed.ok()) return parsed.error();
+        return RequestBody(std::move(parsed).value(), false);
+    }
     if (allow_form && media == "application/x-www-form-urlencoded") {
-        Json::Value object(Json::objectValue);
+        RequestBody object(Json::Value(Json::objectValue), true);
         for (std::string_view field : form_fields) {
-            if (auto value = FormField(request.body, field)) object[std::string(field)] = *value;
+            auto value = FormField(request.body, field);
+            if (!value.ok())
+                return ApiError{400, "invalid_encoding",
+                                "The form field \"" + std::string(field) +
+                                    "\" is not valid percent-encoding (%XX with two hex digits)."};
+            if (value.value()) {
+                object[std::string(field)] = *value.value();
+                Wipe(*value.value());
+            }
         }
         return object;
     }
@@ -24,19 +52,24 @@ Result<Json::Value> ParseBody(const Request& request, bool allow_form,
 
 Result<std::string> RequireString(const Json::Value& body, const char* name) {
     const Json::Value& field = body[name];
-    if (field.isNull())
-        return ApiError{400, "missing_field",
-                        std::string("The field \"") + name + "\" is required."};
-    if (!field.isString())
-        return ApiError{400, "invalid_field",
-                        std::string("The field \"") + name + "\" must be a string."};
+    if (field.isNull()) return MissingField(name);
+    if (!field.isString()) return NotAString(name);
     return field.asString();
 }
 
-Result<std::optional<int>> OptionalInt(const Json::Value& body, const char* name) {
+Result<Secret> RequireSecret(const Json::Value& body, const char* name) {
+    const Json::Value& field = body[name];
+    if (field.isNull()) return MissingField(name);
+    const char* begin = nullptr;
+    const char* end = nullptr;
+    if (!field.isString() || !field.getString(&begin, &end)) return NotAString(name);
+    return Secret(std::string_view(begin, static_cast<std::size_t>(end - begin)));
+}
+
+Result<std::optional<int>> OptionalInt(const RequestBody& body, const char* name) {
     const Json::Value& field = body[name];
     if (field.isNull()) return std::optional<int>{};
-    if (field.isString()) {  // form fields arrive as strings
+    if (body.from_form() && field.isString()) {  // form fields arrive as strings
         const std::string& text = field.asString();
         if (!text.empty() && text.size() <= 3 &&
             text.find_first_not_of("0123456789") == std::string::npos)

@@ -37,6 +37,17 @@ const Route* FindRoute(const Request& request) {
     return nullptr;
 }
 
+ApiError BodyTooLarge(std::string_view label) {
+    if (label == "/messages")
+        return {413, "body_too_large",
+                "The request body is too large; a message holds at most 64 KiB of UTF-8."};
+    if (label == "/v1/hash" || label == "/v1/verify")
+        return {413, "body_too_large",
+                "The request body is too large; a password is at most 72 bytes, so the body "
+                "needs no more than a few hundred."};
+    return {413, "body_too_large", "The request body is too large for this endpoint."};
+}
+
 Dispatch RouteRequest(const Request& request, const Services& services) {
     if (const Route* route = FindRoute(request))
         return {route->label, route->sheddable, route->handler(request, services)};

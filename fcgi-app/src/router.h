@@ -33,6 +33,10 @@ struct Dispatch {
 // path with another method.
 Dispatch RouteRequest(const Request& request, const Services& services);
 
+// The 413 for a body over HASHD_MAX_BODY_BYTES on the route labelled `label`, saying what
+// that route's body holds (a password is 72 bytes at most, a message 64 KiB).
+ApiError BodyTooLarge(std::string_view label);
+
 // The route `request` would take, without running it (the server sheds by it before handling).
 const Route* FindRoute(const Request& request);
 

@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "secret.h"
+
 namespace hashd {
 namespace {
 
@@ -18,9 +20,15 @@ std::optional<std::string> Decode(std::string_view text, bool plus_is_space) {
     for (std::size_t i = 0; i < text.size(); ++i) {
         char ch = text[i];
         if (ch == '%') {
-            if (i + 2 >= text.size()) return std::nullopt;
+            if (i + 2 >= text.size()) {
+                Wipe(out);
+                return std::nullopt;
+            }
             int hi = HexValue(text[i + 1]), lo = HexValue(text[i + 2]);
-            if (hi < 0 || lo < 0) return std::nullopt;
+            if (hi < 0 || lo < 0) {
+                Wipe(out);
+                return std::nullopt;
+            }
             out += static_cast<char>(hi * 16 + lo);
             i += 2;
         } else if (ch == '+' && plus_is_space) {
@@ -98,18 +106,24 @@ std::optional<std::string> PercentDecode(std::string_view text) {
     return Decode(text, false);
 }
 
-std::optional<std::string> FormField(std::string_view body, std::string_view key) {
+Result<std::optional<std::string>> FormField(std::string_view body, std::string_view key) {
     while (!body.empty()) {
         std::size_t amp = body.find('&');
         std::string_view pair = body.substr(0, amp);
         body = amp == std::string_view::npos ? std::string_view{} : body.substr(amp + 1);
         std::size_t eq = pair.find('=');
         auto name = Decode(pair.substr(0, eq), true);
-        if (!name || *name != key) continue;
-        if (eq == std::string_view::npos) return std::string{};
-        return Decode(pair.substr(eq + 1), true);
+        if (!name) continue;
+        const bool match = *name == key;
+        Wipe(*name);  // a pair without '=' is all name: it may be the password
+        if (!match) continue;
+        if (eq == std::string_view::npos) return std::optional<std::string>{std::string{}};
+        auto value = Decode(pair.substr(eq + 1), true);
+        if (!value)
+            return ApiError{400, "invalid_encoding", "A form field is not valid percent-encoding."};
+        return value;
     }
-    return std::nullopt;
+    return std::optional<std::string>{};
 }
 
 std::string MediaType(std::string_view content_type) {

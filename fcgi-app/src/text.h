@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "result.h"
+
 namespace hashd {
 
 // True when `text` is well-formed UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF).
@@ -18,9 +20,11 @@ std::optional<std::string> HexDecode(std::string_view hex);
 // Decodes %XX escapes; '+' is kept (path semantics). nullopt on a malformed escape.
 std::optional<std::string> PercentDecode(std::string_view text);
 
-// Value of `key` in an application/x-www-form-urlencoded body ('+' means space).
-// nullopt when absent or malformed.
-std::optional<std::string> FormField(std::string_view body, std::string_view key);
+// Value of `key` in an application/x-www-form-urlencoded body ('+' means space): nullopt
+// when absent, 400 "invalid_encoding" when its value's percent-encoding is malformed (a
+// pair whose name cannot be decoded is not `key`). Decoding buffers that are dropped are
+// wiped, as the value may be a password; the caller wipes the value it gets.
+Result<std::optional<std::string>> FormField(std::string_view body, std::string_view key);
 
 // The media type of a Content-Type header, lower-cased, without parameters.
 std::string MediaType(std::string_view content_type);

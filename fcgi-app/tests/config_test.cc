@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <fstream>
 #include <map>
+#include <sstream>
 
 namespace hashd {
 namespace {
@@ -43,11 +46,53 @@ TEST(Config, RejectsInvalidValuesNamingTheSetting) {
     EXPECT_FALSE(Load({}, {"--no-such-flag=1"}).ok());
 }
 
-TEST(Config, HelpListsEverySettingsVariable) {
+TEST(Config, HelpListsEverySettingsVariableWithItsDefault) {
     const std::string help = ConfigHelp();
-    for (const char* name : {"HASHD_COST_DEFAULT", "HASHD_THREADS", "HASHD_LEGACY_GET",
-                             "HASHD_QUEUE_DEADLINE_MS", "HASHD_STORE"})
-        EXPECT_NE(help.find(name), std::string::npos) << name;
+    for (const char* line :
+         {"(HASHD_COST_DEFAULT), default 12,", "(HASHD_THREADS), default 1,",
+          "(HASHD_LEGACY_GET), default 1,", "(HASHD_QUEUE_DEADLINE_MS), default 1000,",
+          "(HASHD_STORE), default lmdb:/var/lib/hashd/messages,", "(HASHD_LOG), default auto,"})
+        EXPECT_NE(help.find(line), std::string::npos) << line;
+}
+
+// The defaults file shows each default as `#HASHD_NAME=value`: uncommented, those lines must
+// load, and load to exactly the default configuration (a value printed in a form the parser
+// does not accept, or a wrong one, fails here).
+TEST(Config, DefaultsFileLinesLoadToTheDefaults) {
+    std::map<std::string, std::string> env;
+    std::istringstream lines(DefaultsFileSettings());
+    for (std::string line; std::getline(lines, line);) {
+        if (!line.starts_with("#HASHD_")) continue;
+        const auto eq = line.find('=');
+        ASSERT_NE(eq, std::string::npos) << line;
+        env[line.substr(1, eq - 1)] = line.substr(eq + 1);
+    }
+    const std::string table = SettingsMarkdown();
+    const auto rows = static_cast<std::size_t>(std::count(table.begin(), table.end(), '\n'));
+    EXPECT_EQ(env.size(), rows - 2) << "every setting of the table, once";
+    auto loaded = Load(env);
+    ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+    EXPECT_TRUE(loaded.value() == Config{});
+}
+
+// README.md's settings table is the output of `hashd-fcgi --settings-markdown`. When this
+// fails, replace the table under "## Settings" with that output.
+TEST(Config, ReadmeSettingsTableIsGeneratedFromTheCode) {
+    std::ifstream readme(HASHD_SOURCE_DIR "/README.md");
+    ASSERT_TRUE(readme.is_open());
+    std::string table;  // the first table of the section
+    bool in_section = false;
+    for (std::string line; std::getline(readme, line);) {
+        if (line.starts_with("## ")) in_section = line == "## Settings";
+        if (!in_section) continue;
+        if (line.starts_with("|"))
+            table += line + "\n";
+        else if (!table.empty())
+            break;
+    }
+    EXPECT_EQ(table, SettingsMarkdown())
+        << "README.md's settings table differs from the code; paste the output of "
+           "`build/fcgi-app/hashd-fcgi --settings-markdown` under \"## Settings\"";
 }
 
 }  // namespace

@@ -40,10 +40,14 @@ TEST(PercentDecode, DecodesEscapesAndRejectsMalformedOnes) {
 }
 
 TEST(FormField, FindsDecodedFields) {
-    EXPECT_EQ(FormField("password=a+b%21&cost=5", "password"), "a b!");
-    EXPECT_EQ(FormField("password=a+b%21&cost=5", "cost"), "5");
-    EXPECT_FALSE(FormField("other=1", "password"));
-    EXPECT_FALSE(FormField("password=%zz", "password"));
+    EXPECT_EQ(FormField("password=a+b%21&cost=5", "password").value(), "a b!");
+    EXPECT_EQ(FormField("password=a+b%21&cost=5", "cost").value(), "5");
+    EXPECT_EQ(FormField("other=1", "password").value(), std::nullopt);
+    // A malformed value is not an absent one: the client is told what is wrong with it.
+    ASSERT_FALSE(FormField("password=%zz", "password").ok());
+    EXPECT_EQ(FormField("password=%zz", "password").error().code, "invalid_encoding");
+    EXPECT_EQ(FormField("password=%4", "password").error().code, "invalid_encoding");
+    EXPECT_EQ(FormField("%zz=1&password=x", "password").value(), "x");
 }
 
 TEST(MediaType, StripsParametersAndCase) {
