@@ -21,7 +21,7 @@ shared_store_checks() {
     fi
 
     : >"$work/acked-$kind.txt"
-    load "store-$kind" --mode mixed --rate 20 --duration 40 --acked "$work/acked-$kind.txt"
+    load "store-$kind" --mode mixed --rate 12 --duration 40 --acked "$work/acked-$kind.txt"
     sleep 5
     log "restarting the store VM under load"
     vm_stop store

@@ -4,7 +4,7 @@ before=()
 for name in "${members[@]}"; do
     before+=("$(vm_metric "$name" 'hashd_requests_total{route="/v1/hash",method="POST",status="200"}')")
 done
-load spread --mode hash --rate 30 --duration 10
+load spread --mode hash --rate 20 --duration 12
 wait "$load_pid"
 figure "load: $(load_report spread)"
 shares=() total=0 i=0

@@ -4,7 +4,7 @@
 # once it boots again it rejoins after `rise` checks with no error.
 
 victim=vm2
-load vm-death --mode hash --rate 20 --duration 45
+load vm-death --mode hash --rate 12 --duration 45
 sleep 5
 inflight=$(lb_state "$victim" | cut -d' ' -f3)
 served_before=$(lb_state "$victim" | cut -d' ' -f4)
