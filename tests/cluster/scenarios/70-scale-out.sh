@@ -3,7 +3,7 @@
 # 0 client errors; it then takes traffic.
 
 rm -f "$work/stop-scale-out"
-load scale-out --mode hash --rate 10 --duration 400 --stop-file "$work/stop-scale-out"
+load scale-out --mode hash --rate 10 --duration 1200 --stop-file "$work/stop-scale-out"
 members=(vm1 vm2 vm3 vm4)
 write_inventory "${members[@]}"
 t0=$(date +%s)

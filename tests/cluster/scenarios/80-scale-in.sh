@@ -3,7 +3,7 @@
 # LB; then it is powered off. 0 client errors throughout.
 
 rm -f "$work/stop-scale-in"
-load scale-in --mode hash --rate 10 --duration 400 --stop-file "$work/stop-scale-in"
+load scale-in --mode hash --rate 10 --duration 1200 --stop-file "$work/stop-scale-in"
 sleep 2
 t0=$(date +%s)
 if lab_playbook "$work/drain.log" "$inventory" drain.yml --limit vm4; then

@@ -11,7 +11,7 @@ if [ -z "$next_deb" ]; then
     fail next-deb "no hashd_$next_version .deb was built"
 else
     rm -f "$work/stop-upgrade"
-    load upgrade --mode mixed --rate 10 --duration 600 --stop-file "$work/stop-upgrade" \
+    load upgrade --mode mixed --rate 10 --duration 1200 --stop-file "$work/stop-upgrade" \
         --acked "$work/acked-upgrade.txt"
     t0=$(date +%s)
     if lab_playbook "$work/upgrade.log" "$inventory" rolling-upgrade.yml -e "hashd_deb_path=$next_deb"; then
