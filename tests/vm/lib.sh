@@ -63,6 +63,8 @@ lab_init() {
     [ "$(id -u)" -eq 0 ] || die preconditions "the $lab_name suite needs root (network namespaces, nspawn)"
     exec 9>"$2"
     flock -w 3600 9 || die preconditions "another run holds $2"
+    # The suite's own time, not the wait for another run's lock.
+    lab_started=$(date +%s)
 }
 
 # lab_require TOOL...: each must be on PATH (scripts/install-deps installs them).
