@@ -2,6 +2,7 @@
 # .ci/run calls `make test`. Every target installs what it needs first (scripts/install-deps).
 BUILD_DIR      ?= build
 ASAN_BUILD_DIR ?= build-asan
+FUZZ_BUILD_DIR ?= build-fuzz
 JOBS           ?= $(shell nproc)
 PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 
@@ -9,7 +10,7 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deps build build-asan run test unit-test integration-test monitoring-test vm-test cluster-test bench-smoke bench deb format clean
+.PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test cluster-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz
 
 all: build
 
@@ -30,7 +31,7 @@ run: build
 
 # The whole suite: unit tests (plain and sanitized builds), integration tests against the real
 # local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
-test: unit-test integration-test monitoring-test vm-test cluster-test bench-smoke
+test: unit-test integration-test monitoring-test vm-test cluster-test bench-smoke nomad-test fuzz-smoke
 
 unit-test: build build-asan
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
@@ -39,6 +40,10 @@ unit-test: build build-asan
 integration-test: build build-asan
 	$(PYTEST) tests/integration
 	HASHD_FCGI_BIN=$(CURDIR)/$(ASAN_BUILD_DIR)/fcgi-app/hashd-fcgi $(PYTEST) tests/integration -m "not slow"
+
+# The MultiVAC API and queue alone (they also run within integration-test).
+multivac-test: build
+	$(PYTEST) tests/integration/test_multivac.py
 
 # promtool checks of the Prometheus configuration and unit tests of the alerting rules.
 monitoring-test: deps
@@ -50,6 +55,26 @@ vm-test: deb
 # Three hashd VMs, a store VM and a load-balancer VM under load (tests/cluster/run).
 cluster-test: deb
 	tests/cluster/run
+
+# The Nomad job files: HashiCorp's HCL parser (npm, pinned by tests/nomad/package-lock.json),
+# a check of what Nomad rejects, and the job's tasks run in a local allocation directory.
+# npm ci runs again only when the lockfile changed since the last install.
+nomad-test: build
+	cd tests/nomad && { cmp -s package-lock.json node_modules/.hashd-installed-lock || \
+	    { npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.hashd-installed-lock; }; }
+	$(PYTEST) tests/nomad
+# libFuzzer targets (fcgi-app/fuzz) built with clang, ASan and UBSan; tests/fuzz/run says how
+# a finding is reported and kept. fuzz-smoke: 20 s per target (in `make test`); fuzz: 5 min.
+fuzz-build: deps
+	cmake -S . -B $(FUZZ_BUILD_DIR) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	      -DHASHD_FUZZ=ON -DHASHD_BUILD_TESTS=OFF >/dev/null
+	cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target hashd_fuzz_targets
+
+fuzz-smoke: fuzz-build
+	FUZZ_BUILD_DIR=$(CURDIR)/$(FUZZ_BUILD_DIR) tests/fuzz/run --seconds 20
+
+fuzz: fuzz-build
+	FUZZ_BUILD_DIR=$(CURDIR)/$(FUZZ_BUILD_DIR) tests/fuzz/run --seconds 300
 
 bench-smoke: build
 	bench/run --smoke
@@ -64,4 +89,4 @@ format:
 	find fcgi-app bench -name '*.cc' -o -name '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) $(FUZZ_BUILD_DIR)

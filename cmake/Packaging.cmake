@@ -12,7 +12,7 @@ set(HASHD_PACKAGE_MAINTAINER "hashd maintainers <hashd-maintainers@example.org>"
     CACHE STRING "Maintainer field of the .deb and its changelog")
 
 # systemd integration.
-install(FILES systemd/hashd@.service systemd/hashd.target
+install(FILES systemd/hashd@.service systemd/hashd.target systemd/hashd-worker.service
         DESTINATION /lib/systemd/system
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 install(FILES systemd/sysusers.d/hashd.conf DESTINATION lib/sysusers.d
@@ -137,6 +137,10 @@ if [ "$1" = "configure" ]; then
             for unit in $(systemctl list-units --plain --no-legend --state=active 'hashd@*.service' | awk '{print $1}'); do
                 systemctl restart "$unit" || true
             done
+            # The MultiVAC worker picks up the new binary too (its queue waits meanwhile).
+            if systemctl is-active --quiet hashd-worker.service; then
+                systemctl restart hashd-worker.service || true
+            fi
         fi
     fi
 fi
@@ -146,7 +150,7 @@ file(WRITE ${HASHD_PKG_DIR}/prerm
 [=[#!/bin/sh
 set -e
 if [ "$1" = "remove" ] && [ -d /run/systemd/system ]; then
-    systemctl stop hashd.target 'hashd@*.service' >/dev/null 2>&1 || true
+    systemctl stop hashd.target 'hashd@*.service' hashd-worker.service >/dev/null 2>&1 || true
 fi
 exit 0
 ]=])
@@ -178,7 +182,8 @@ set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "bcrypt password hashing and message digest
 hashd serves bcrypt hashing (POST /v1/hash, /v1/verify) and a
 content-addressed message store over FastCGI behind nginx: one
 spawn-fcgi process per unix socket, supervised by systemd
-(hashd@N.service, hashd.target), settings in /etc/default/hashd.")
+(hashd@N.service, hashd.target), settings in /etc/default/hashd.
+hashd-worker.service consumes the MultiVAC job queue.")
 # Library dependencies come from dpkg-shlibdeps; the rest are named here.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "spawn-fcgi, adduser")

@@ -190,10 +190,8 @@ void FcgiServer::Serve(Worker& worker) {
     request.method = Param(fcgi, "REQUEST_METHOD");
     std::string uri = Param(fcgi, "REQUEST_URI");
     const std::size_t question = uri.find('?');
-    request.path = uri.substr(0, question);
-    if (question != std::string::npos) request.query = uri.substr(question + 1);
+    request.path = uri.substr(0, question);  // no handler reads the query string
     request.content_type = Param(fcgi, "CONTENT_TYPE");
-    request.remote_addr = Param(fcgi, "REMOTE_ADDR");
     request.request_id = Param(fcgi, "REQUEST_ID");
     if (request.request_id.empty()) request.request_id = NewRequestId();
 

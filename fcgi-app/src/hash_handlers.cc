@@ -3,7 +3,6 @@
 #include <chrono>
 
 #include "bcrypt.h"
-#include "errors.h"
 #include "json.h"
 #include "password_policy.h"
 #include "request_body.h"
@@ -69,18 +68,18 @@ Result<Secret> RequirePassword(const Json::Value& body) {
 
 }  // namespace
 
-Response HandleHash(const Request& request, const Services& services) {
+Result<Response> HandleHash(const Request& request, const Services& services) {
     auto body = ParseBody(request, /*allow_form=*/true, {"password", "cost"});
-    if (!body.ok()) return ErrorResponse(body.error(), request.request_id);
+    if (!body.ok()) return body.error();
     auto password = RequirePassword(body.value());
-    if (!password.ok()) return ErrorResponse(password.error(), request.request_id);
+    if (!password.ok()) return password.error();
     auto requested = OptionalInt(body.value(), "cost");
-    if (!requested.ok()) return ErrorResponse(requested.error(), request.request_id);
+    if (!requested.ok()) return requested.error();
     auto cost = ResolveCost(services.config, requested.value());
-    if (!cost.ok()) return ErrorResponse(cost.error(), request.request_id);
+    if (!cost.ok()) return cost.error();
 
     auto hash = TimedHash(password.value(), cost.value(), services);
-    if (!hash.ok()) return ErrorResponse(hash.error(), request.request_id);
+    if (!hash.ok()) return hash.error();
     Json::Value out(Json::objectValue);
     out["salt"] = HexEncode(hash.value().setting);
     out["hash"] = HexEncode(hash.value().hash);
@@ -89,26 +88,25 @@ Response HandleHash(const Request& request, const Services& services) {
     return JsonResponse(200, out);
 }
 
-Response HandleVerify(const Request& request, const Services& services) {
+Result<Response> HandleVerify(const Request& request, const Services& services) {
     auto body = ParseBody(request, /*allow_form=*/true, {"password", "hash"});
-    if (!body.ok()) return ErrorResponse(body.error(), request.request_id);
+    if (!body.ok()) return body.error();
     auto password = RequirePassword(body.value());
-    if (!password.ok()) return ErrorResponse(password.error(), request.request_id);
+    if (!password.ok()) return password.error();
     auto given = RequireString(body.value(), "hash");
-    if (!given.ok()) return ErrorResponse(given.error(), request.request_id);
+    if (!given.ok()) return given.error();
     const std::string hash = NormalizeHash(given.value());
     auto parts = ParseBcrypt(hash);
-    if (!parts.ok()) return ErrorResponse(parts.error(), request.request_id);
+    if (!parts.ok()) return parts.error();
     // A hash can name any cost up to 31 (days of CPU): refuse what we would not compute.
     if (parts.value().cost > services.config.cost_max)
-        return ErrorResponse({400, "hash_cost_too_high",
-                              "The hash's cost is above this service's maximum of " +
-                                  std::to_string(services.config.cost_max) + "."},
-                             request.request_id);
+        return ApiError{400, "hash_cost_too_high",
+                        "The hash's cost is above this service's maximum of " +
+                            std::to_string(services.config.cost_max) + "."};
 
     auto match = TimedBcrypt(parts.value().cost, services,
                              [&] { return BcryptVerify(password.value().view(), hash); });
-    if (!match.ok()) return ErrorResponse(match.error(), request.request_id);
+    if (!match.ok()) return match.error();
 
     Json::Value out(Json::objectValue);
     out["match"] = match.value();
@@ -118,20 +116,18 @@ Response HandleVerify(const Request& request, const Services& services) {
     return JsonResponse(200, out);
 }
 
-Response HandleLegacyGetHash(const Request& request, const Services& services) {
+Result<Response> HandleLegacyGetHash(const Request& request, const Services& services) {
     if (!services.config.legacy_get)
-        return ErrorResponse({410, "legacy_endpoint_disabled",
-                              "GET /gethash/ is switched off here; POST {\"password\": \"...\"} "
-                              "to /v1/hash instead."},
-                             request.request_id);
+        return ApiError{410, "legacy_endpoint_disabled",
+                        "GET /gethash/ is switched off here; POST {\"password\": \"...\"} "
+                        "to /v1/hash instead."};
     services.metrics.RecordLegacyGet();
     auto password = LegacyPassword(request.path);
-    if (!password.ok()) return ErrorResponse(password.error(), request.request_id);
-    if (auto valid = ValidatePassword(password.value().view()); !valid.ok())
-        return ErrorResponse(valid.error(), request.request_id);
+    if (!password.ok()) return password.error();
+    if (auto valid = ValidatePassword(password.value().view()); !valid.ok()) return valid.error();
 
     auto hash = TimedHash(password.value(), services.config.cost_default, services);
-    if (!hash.ok()) return ErrorResponse(hash.error(), request.request_id);
+    if (!hash.ok()) return hash.error();
     // Exactly the original body: hex of the setting string and hex of the bcrypt string.
     Json::Value out(Json::objectValue);
     out["salt"] = HexEncode(hash.value().setting);

@@ -3,23 +3,17 @@
 #include <memory>
 
 #include "secret.h"
+#include "text.h"
 
 namespace hashd {
 namespace {
-
-int HexDigit(char ch) {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
 
 // The code unit of the \uXXXX escape at text[at] ('\\' at text[at]), or -1 when malformed.
 int EscapedUnit(std::string_view text, std::size_t at) {
     if (at + 6 > text.size() || text[at + 1] != 'u') return -1;
     int unit = 0;
     for (std::size_t i = at + 2; i < at + 6; ++i) {
-        const int digit = HexDigit(text[i]);
+        const int digit = HexValue(text[i]);
         if (digit < 0) return -1;
         unit = unit * 16 + digit;
     }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "json.h"
@@ -43,9 +44,10 @@ const char* LevelName(LogLevel level) {
 
 }  // namespace
 
-Logger::Logger(LogTarget target)
+Logger::Logger(LogTarget target, std::string identifier)
     : to_journal_(target == LogTarget::kJournal ||
-                  (target == LogTarget::kAuto && StderrIsJournal())) {}
+                  (target == LogTarget::kAuto && StderrIsJournal())),
+      identifier_(std::move(identifier)) {}
 
 void Logger::Log(LogLevel level, std::string_view message,
                  std::initializer_list<LogField> fields) const {
@@ -54,20 +56,28 @@ void Logger::Log(LogLevel level, std::string_view message,
         lines.reserve(fields.size() + 3);
         lines.push_back("MESSAGE=" + std::string(message));
         lines.push_back("PRIORITY=" + std::to_string(static_cast<int>(level)));
-        lines.push_back("SYSLOG_IDENTIFIER=hashd-fcgi");
+        lines.push_back("SYSLOG_IDENTIFIER=" + identifier_);
         for (const auto& [name, value] : fields) lines.push_back(std::string(name) + "=" + value);
         std::vector<iovec> iov;
         iov.reserve(lines.size());
         for (std::string& line : lines) iov.push_back({line.data(), line.size()});
-        sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
+        const int sent = sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
+        if (sent >= 0) return;
+        LogJson(level, message, fields, -sent);
         return;
     }
+    LogJson(level, message, fields, 0);
+}
+
+void Logger::LogJson(LogLevel level, std::string_view message,
+                     std::initializer_list<LogField> fields, int journal_error) const {
     Json::Value entry(Json::objectValue);
     const auto now = std::chrono::system_clock::now().time_since_epoch();
     entry["ts"] = std::chrono::duration<double>(now).count();
     entry["level"] = LevelName(level);
     entry["msg"] = std::string(message);
     for (const auto& [name, value] : fields) entry[std::string(name)] = value;
+    if (journal_error != 0) entry["JOURNAL_ERROR"] = std::strerror(journal_error);
     const std::string line = WriteJson(entry) + "\n";
     // One write per line keeps lines from different threads whole.
     (void)!std::fwrite(line.data(), 1, line.size(), stderr);

@@ -21,13 +21,20 @@ using LogField = std::pair<std::string_view, std::string>;  // NAME (upper case)
 
 class Logger {
   public:
-    explicit Logger(LogTarget target);
+    // `identifier` is the journal's SYSLOG_IDENTIFIER (journalctl -t), the program's name.
+    explicit Logger(LogTarget target, std::string identifier = "hashd-fcgi");
+    // Writes one entry. An entry the journal refuses (its socket buffer full, journald
+    // restarting: sd_journal_sendv fails; a missing journal it ignores by design) is written
+    // to stderr as a JSON line instead, marked JOURNAL_ERROR, rather than lost.
     void Log(LogLevel level, std::string_view message,
              std::initializer_list<LogField> fields) const;
-    bool to_journal() const { return to_journal_; }
 
   private:
+    void LogJson(LogLevel level, std::string_view message, std::initializer_list<LogField> fields,
+                 int journal_error) const;
+
     bool to_journal_;
+    std::string identifier_;
 };
 
 }  // namespace hashd

@@ -1,27 +1,17 @@
 #include "message_handlers.h"
 
 #include <cctype>
-#include <chrono>
 
-#include "errors.h"
 #include "json.h"
 #include "request_body.h"
 #include "sha256.h"
 #include "text.h"
+#include "timed_store.h"
 
 namespace hashd {
 namespace {
 
 constexpr std::string_view kMessagesPrefix = "/messages/";
-
-template <typename Operation>
-auto TimedStore(const Services& services, std::string_view op, Operation&& operation) {
-    const auto start = std::chrono::steady_clock::now();
-    auto result = operation();
-    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-    services.metrics.RecordStore(services.store.Backend(), op, result.ok(), took.count());
-    return result;
-}
 
 // Lower-cased digest, or nullopt when `text` is not 64 hex characters.
 std::optional<std::string> NormalizeDigest(std::string_view text) {
@@ -35,30 +25,28 @@ std::optional<std::string> NormalizeDigest(std::string_view text) {
     return digest;
 }
 
-Response NotFound(const Request& request) {
-    return ErrorResponse({404, "message_not_found", "Message not found"}, request.request_id);
+// The older digest service's exact text, for unknown and malformed digests alike.
+ApiError NotFound() {
+    return {404, "message_not_found", "Message not found"};
 }
 
 }  // namespace
 
-Response HandlePostMessage(const Request& request, const Services& services) {
+Result<Response> HandlePostMessage(const Request& request, const Services& services) {
     auto body = ParseBody(request, /*allow_form=*/false, {});
-    if (!body.ok()) return ErrorResponse(body.error(), request.request_id);
+    if (!body.ok()) return body.error();
     auto message = RequireString(body.value(), "message");
-    if (!message.ok()) return ErrorResponse(message.error(), request.request_id);
+    if (!message.ok()) return message.error();
     if (message.value().size() > kMaxMessageBytes)
-        return ErrorResponse({413, "message_too_large",
-                              "The message is larger than 64 KiB of UTF-8; send at most 65536 "
-                              "bytes."},
-                             request.request_id);
+        return ApiError{413, "message_too_large",
+                        "The message is larger than 64 KiB of UTF-8; send at most 65536 bytes."};
     if (!IsValidUtf8(message.value()))
-        return ErrorResponse({400, "message_not_utf8", "The message must be valid UTF-8."},
-                             request.request_id);
+        return ApiError{400, "message_not_utf8", "The message must be valid UTF-8."};
 
     const std::string digest = Sha256Hex(message.value());
     auto stored =
         TimedStore(services, "put", [&] { return services.store.Put(digest, message.value()); });
-    if (!stored.ok()) return ErrorResponse(stored.error(), request.request_id);
+    if (!stored.ok()) return stored.error();
     Json::Value out(Json::objectValue);
     out["digest"] = digest;
     Response response;
@@ -68,12 +56,12 @@ Response HandlePostMessage(const Request& request, const Services& services) {
     return response;
 }
 
-Response HandleGetMessage(const Request& request, const Services& services) {
+Result<Response> HandleGetMessage(const Request& request, const Services& services) {
     auto digest = NormalizeDigest(std::string_view(request.path).substr(kMessagesPrefix.size()));
-    if (!digest) return NotFound(request);
+    if (!digest) return NotFound();
     auto found = TimedStore(services, "get", [&] { return services.store.Get(*digest); });
-    if (!found.ok()) return ErrorResponse(found.error(), request.request_id);
-    if (!found.value()) return NotFound(request);
+    if (!found.ok()) return found.error();
+    if (!found.value()) return NotFound();
     Json::Value out(Json::objectValue);
     out["message"] = *found.value();
     Response response;

@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "config.h"
+#include "data_queue.h"
 #include "result.h"
 
 namespace hashd {
@@ -36,6 +37,9 @@ class MessageStore {
 
     // Cheap liveness probe of the backend for /readyz.
     virtual Status Check() = 0;
+
+    // The MultiVAC queue kept in the same backend (data_queue.h), owned by this store.
+    virtual DataQueue& Queue() = 0;
 };
 
 // Opens the backend named by config.store. Network backends connect lazily, so a store that is

@@ -6,6 +6,7 @@
 #include "hash_handlers.h"
 #include "health_handlers.h"
 #include "message_handlers.h"
+#include "multivac_handlers.h"
 
 namespace hashd {
 namespace {
@@ -19,6 +20,10 @@ constexpr Route kRoutes[] = {
     {"/healthz", "/healthz", false, "GET", HandleHealthz, false},
     {"/readyz", "/readyz", false, "GET", HandleReadyz, false},
     {"/metrics", "/metrics", false, "GET", HandleMetrics, false},
+    // MultiVAC (multivac_handlers.h): store reads and writes, shed like messages.
+    {"/", "/", false, "GET", HandleMultivacWelcome, true},
+    {"/multivac", "/multivac", false, "GET", HandleMultivacAnswer, true},
+    {"/multivac/data", "/multivac/data", false, "POST", HandleMultivacData, true},
 };
 
 bool PathMatches(const Route& route, std::string_view path) {
@@ -49,8 +54,13 @@ ApiError BodyTooLarge(std::string_view label) {
 }
 
 Dispatch RouteRequest(const Request& request, const Services& services) {
-    if (const Route* route = FindRoute(request))
-        return {route->label, route->sheddable, route->handler(request, services)};
+    if (const Route* route = FindRoute(request)) {
+        Result<Response> answer = route->handler(request, services);
+        if (!answer.ok())
+            return {route->label, route->sheddable,
+                    ErrorResponse(answer.error(), request.request_id)};
+        return {route->label, route->sheddable, std::move(answer).value()};
+    }
 
     std::string allow;
     std::string_view label = "unmatched";

@@ -10,7 +10,9 @@
 
 namespace hashd {
 
-using Handler = Response (*)(const Request&, const Services&);
+// A handler answers with its response or an ApiError; RouteRequest turns the error into the
+// one JSON error body (with the request's id), so handlers never build error responses.
+using Handler = Result<Response> (*)(const Request&, const Services&);
 
 struct Route {
     std::string_view label;  // e.g. "/v1/hash", "/messages/:digest"

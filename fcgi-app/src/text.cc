@@ -7,13 +7,6 @@
 namespace hashd {
 namespace {
 
-int HexValue(char ch) {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 std::optional<std::string> Decode(std::string_view text, bool plus_is_space) {
     std::string out;
     out.reserve(text.size());
@@ -41,6 +34,13 @@ std::optional<std::string> Decode(std::string_view text, bool plus_is_space) {
 }
 
 }  // namespace
+
+int HexValue(char ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
 
 bool IsValidUtf8(std::string_view text) {
     const auto* s = reinterpret_cast<const unsigned char*>(text.data());

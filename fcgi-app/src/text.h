@@ -13,6 +13,9 @@ namespace hashd {
 // True when `text` is well-formed UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF).
 bool IsValidUtf8(std::string_view text);
 
+// The value of a hex digit (either case), or -1 when `ch` is not one.
+int HexValue(char ch);
+
 std::string HexEncode(std::string_view bytes);
 // Accepts upper or lower case; nullopt on odd length or a non-hex character.
 std::optional<std::string> HexDecode(std::string_view hex);

@@ -14,6 +14,7 @@ namespace {
 using testing::Get;
 using testing::Harness;
 using testing::JsonPost;
+using testing::Serve;
 
 Json::Value Body(const Response& response) {
     auto parsed = ParseJsonObject(response.body);
@@ -23,7 +24,7 @@ Json::Value Body(const Response& response) {
 
 TEST(HashHandler, ReturnsSaltHashAndBcryptThatVerify) {
     Harness h;
-    Response r = HandleHash(JsonPost("/v1/hash", R"({"password":"hunter2","cost":5})"), h.services);
+    Response r = Serve(JsonPost("/v1/hash", R"({"password":"hunter2","cost":5})"), h.services);
     ASSERT_EQ(r.status, 200) << r.body;
     Json::Value body = Body(r);
     const std::string bcrypt = body["bcrypt"].asString();
@@ -39,7 +40,7 @@ TEST(HashHandler, UsesTheDefaultCostAndAcceptsForms) {
     Harness h;
     Request form = JsonPost("/v1/hash", "password=hunter%202");
     form.content_type = "application/x-www-form-urlencoded";
-    Response r = HandleHash(form, h.services);
+    Response r = Serve(form, h.services);
     ASSERT_EQ(r.status, 200) << r.body;
     Json::Value body = Body(r);
     EXPECT_EQ(body["cost"].asInt(), 4);
@@ -58,7 +59,7 @@ class HashHandlerRejects : public ::testing::TestWithParam<BadInput> {};
 
 TEST_P(HashHandlerRejects, WithAJsonErrorNamingTheRule) {
     Harness h;
-    Response r = HandleHash(JsonPost("/v1/hash", GetParam().body), h.services);
+    Response r = Serve(JsonPost("/v1/hash", GetParam().body), h.services);
     EXPECT_EQ(r.status, GetParam().status) << r.body;
     Json::Value body = Body(r);
     EXPECT_EQ(body["error"].asString(), GetParam().code);
@@ -91,7 +92,7 @@ TEST(HashHandler, AcceptsExactly72BytesOfMultibyteText) {
     Harness h;
     std::string pw;
     for (int i = 0; i < 24; ++i) pw += "\xE2\x82\xAC";  // 24 x 3 bytes
-    Response r = HandleHash(JsonPost("/v1/hash", R"({"password":")" + pw + R"("})"), h.services);
+    Response r = Serve(JsonPost("/v1/hash", R"({"password":")" + pw + R"("})"), h.services);
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_TRUE(BcryptVerify(pw, Body(r)["bcrypt"].asString()).value());
 }
@@ -100,9 +101,9 @@ TEST(HashHandler, RejectsOtherContentTypesWith415) {
     Harness h;
     Request r = JsonPost("/v1/hash", "password=x");
     r.content_type = "text/plain";
-    EXPECT_EQ(HandleHash(r, h.services).status, 415);
+    EXPECT_EQ(Serve(r, h.services).status, 415);
     r.content_type = "";
-    EXPECT_EQ(HandleHash(r, h.services).status, 415);
+    EXPECT_EQ(Serve(r, h.services).status, 415);
 }
 
 TEST(VerifyHandler, MatchesAndReportsRehashNeeds) {
@@ -113,7 +114,7 @@ TEST(VerifyHandler, MatchesAndReportsRehashNeeds) {
     legacy[2] = 'a';  // same hash under the $2a$ prefix: verifies, but must be upgraded
 
     auto verify = [&](const std::string& pw, const std::string& hash) {
-        return HandleVerify(
+        return Serve(
             JsonPost("/v1/verify", R"({"password":")" + pw + R"(","hash":")" + hash + R"("})"),
             h.services);
     };
@@ -134,8 +135,8 @@ TEST(VerifyHandler, MatchesAndReportsRehashNeeds) {
 TEST(VerifyHandler, RefusesMalformedAndTooExpensiveHashes) {
     Harness h;
     auto status = [&](const std::string& hash) {
-        Response r = HandleVerify(
-            JsonPost("/v1/verify", R"({"password":"pw","hash":")" + hash + R"("})"), h.services);
+        Response r = Serve(JsonPost("/v1/verify", R"({"password":"pw","hash":")" + hash + R"("})"),
+                           h.services);
         return std::make_pair(r.status, Body(r)["error"].asString());
     };
     EXPECT_EQ(status("not-a-hash"), std::make_pair(400, std::string("invalid_hash")));
@@ -145,7 +146,7 @@ TEST(VerifyHandler, RefusesMalformedAndTooExpensiveHashes) {
 
 TEST(LegacyGetHash, ReturnsTheOriginalBodyAndDeprecationHeaders) {
     Harness h;
-    Response r = HandleLegacyGetHash(Get("/gethash/hunter%202/"), h.services);
+    Response r = Serve(Get("/gethash/hunter%202/"), h.services);
     ASSERT_EQ(r.status, 200) << r.body;
     Json::Value body = Body(r);
     EXPECT_EQ(body.getMemberNames(), (std::vector<std::string>{"hash", "salt"}));
@@ -154,25 +155,24 @@ TEST(LegacyGetHash, ReturnsTheOriginalBodyAndDeprecationHeaders) {
     EXPECT_TRUE(BcryptVerify("hunter 2", bcrypt).value());
     ASSERT_NE(r.FindHeader("Deprecation"), nullptr);
     EXPECT_EQ(*r.FindHeader("Cache-Control"), "no-store");
-    EXPECT_EQ(HandleLegacyGetHash(Get("/gethash/hunter2"), h.services).status, 200);
+    EXPECT_EQ(Serve(Get("/gethash/hunter2"), h.services).status, 200);
     EXPECT_EQ(h.metrics.legacy_gets, 2);
 }
 
 TEST(LegacyGetHash, AnswersGoneWhenSwitchedOff) {
     Harness h;
     h.config.legacy_get = false;
-    Response r = HandleLegacyGetHash(Get("/gethash/hunter2/"), h.services);
+    Response r = Serve(Get("/gethash/hunter2/"), h.services);
     EXPECT_EQ(r.status, 410);
     EXPECT_NE(Body(r)["err_msg"].asString().find("/v1/hash"), std::string::npos);
 }
 
 TEST(LegacyGetHash, RejectsEmptyNestedAndTooLongPasswords) {
     Harness h;
-    EXPECT_EQ(HandleLegacyGetHash(Get("/gethash//"), h.services).status, 404);
-    EXPECT_EQ(HandleLegacyGetHash(Get("/gethash/a/b/"), h.services).status, 404);
-    EXPECT_EQ(HandleLegacyGetHash(Get("/gethash/" + std::string(73, 'x') + "/"), h.services).status,
-              400);
-    EXPECT_EQ(HandleLegacyGetHash(Get("/gethash/a%00b/"), h.services).status, 400);
+    EXPECT_EQ(Serve(Get("/gethash//"), h.services).status, 404);
+    EXPECT_EQ(Serve(Get("/gethash/a/b/"), h.services).status, 404);
+    EXPECT_EQ(Serve(Get("/gethash/" + std::string(73, 'x') + "/"), h.services).status, 400);
+    EXPECT_EQ(Serve(Get("/gethash/a%00b/"), h.services).status, 400);
 }
 
 TEST(Router, Answers404And405WithAllow) {

@@ -5,8 +5,10 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "http.h"
+#include "router.h"
 #include "services.h"
 
 namespace hashd::testing {
@@ -29,6 +31,55 @@ class FakeMetrics final : public Metrics {
     int hashes = 0, legacy_gets = 0, store_ok = 0, store_errors = 0;
 };
 
+// A deque-backed MultiVAC queue with the same promises as the real ones (at-least-once
+// claims, idempotent Complete), whose availability follows `down`.
+class MemoryQueue final : public DataQueue {
+  public:
+    explicit MemoryQueue(const std::atomic<bool>& down) : down_(down) {}
+    Result<std::string> Enqueue(std::string_view data) override {
+        if (down_) return Down();
+        std::lock_guard lock(mutex_);
+        const std::string id = std::to_string(++seq_);
+        queued.push_back({id, std::string(data), 0, id});
+        return id;
+    }
+    Result<std::optional<Datum>> Claim(std::chrono::milliseconds) override {
+        if (down_) return Down();
+        std::lock_guard lock(mutex_);
+        if (queued.empty()) return std::optional<Datum>{};
+        return std::optional<Datum>{queued.front()};
+    }
+    Status Complete(const Datum& datum) override {
+        if (down_) return Down();
+        std::lock_guard lock(mutex_);
+        processed.try_emplace(datum.id, datum.data);
+        if (!first) first = datum.data;
+        std::erase_if(queued, [&](const Datum& d) { return d.id == datum.id; });
+        return Ok{};
+    }
+    Status Recover() override { return down_ ? Status(Down()) : Status(Ok{}); }
+    Result<std::optional<std::string>> First() override {
+        if (down_) return Down();
+        std::lock_guard lock(mutex_);
+        return first;
+    }
+    Result<QueueStats> Stats() override {
+        if (down_) return Down();
+        std::lock_guard lock(mutex_);
+        return QueueStats{static_cast<std::int64_t>(queued.size()), std::nullopt};
+    }
+
+    std::vector<Datum> queued;
+    std::map<std::string, std::string> processed;
+    std::optional<std::string> first;
+
+  private:
+    static ApiError Down() { return {503, "store_unavailable", "store down", 1}; }
+    const std::atomic<bool>& down_;
+    std::mutex mutex_;
+    int seq_ = 0;
+};
+
 // A map-backed store whose availability a test can switch.
 class MemoryStore final : public MessageStore {
   public:
@@ -47,9 +98,11 @@ class MemoryStore final : public MessageStore {
         return std::optional<std::string>{it->second};
     }
     Status Check() override { return down ? Status(Down()) : Status(Ok{}); }
+    DataQueue& Queue() override { return queue; }
 
     std::atomic<bool> down{false};
     std::map<std::string, std::string> entries;
+    MemoryQueue queue{down};
 
   private:
     static ApiError Down() { return {503, "store_unavailable", "store down", 1}; }
@@ -86,6 +139,12 @@ inline Request Get(std::string path) {
     r.path = std::move(path);
     r.request_id = "test-request-id";
     return r;
+}
+
+// What a client gets for `request`: the router's dispatch and the handler behind it, errors
+// rendered as the JSON error body.
+inline Response Serve(const Request& request, const Services& services) {
+    return RouteRequest(request, services).response;
 }
 
 }  // namespace hashd::testing

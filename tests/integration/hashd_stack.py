@@ -88,11 +88,14 @@ class Stack:
     it itself.
     ready_path: what must answer 200 before the stack counts as started (/healthz for a
     stack whose store is meant to be down).
+    workers: hashd-worker processes run-local starts and supervises (MultiVAC queue
+    consumers; 0 by default, so that only the tests about the queue run one).
     """
 
     def __init__(self, processes=2, app_env=None, nginx=None, ready_path="/readyz",
-                 binary=None, root=None):
+                 binary=None, root=None, workers=0):
         self.processes = processes
+        self.workers = workers
         self.binary = pathlib.Path(binary) if binary else fcgi_bin()
         self.ready_path = ready_path
         self.root = pathlib.Path(root) if root else pathlib.Path(tempfile.mkdtemp(prefix="hashd-stack-"))
@@ -117,6 +120,8 @@ class Stack:
             "HASHD_HTTPS_PORT": str(self.https_port),
             "HASHD_HTTP_PORT": str(self.http_port),
             "HASHD_FCGI_BIN": str(self.root / "hashd-fcgi"),
+            "HASHD_WORKER_BIN": str(self.root / "hashd-worker"),
+            "HASHD_WORKERS": str(workers),
             "HASHD_LOG": "stderr",
         })
         env.update({k: str(v) for k, v in (app_env or {}).items()})
@@ -132,6 +137,8 @@ class Stack:
         # A private copy: a rebuild during the run must not swap the binary under a
         # process that run-local restarts.
         shutil.copy2(self.binary, self.root / "hashd-fcgi")
+        if self.workers:
+            shutil.copy2(self.worker_binary, self.root / "hashd-worker")
         self.output = open(self.root / "run-local.out", "wb")
         self.proc = subprocess.Popen([str(RUN_LOCAL), "--quiet"], cwd=REPO, env=self.env,
                                      stdin=subprocess.DEVNULL, stdout=self.output,
@@ -144,6 +151,11 @@ class Stack:
             self.stop(check=False)
             raise
         return self
+
+    @property
+    def worker_binary(self):
+        """hashd-worker of the same build as the app under test."""
+        return self.binary.parent / "hashd-worker"
 
     def _answers_ready(self):
         if self.proc.poll() is not None:

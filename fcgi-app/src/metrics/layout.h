@@ -27,7 +27,8 @@ constexpr int kMinCost = 4;                                     // bcrypt's rang
 constexpr int kMaxCost = 31;
 constexpr std::size_t kCosts = kMaxCost - kMinCost + 1;
 constexpr std::string_view kBackends[] = {"lmdb", "redis", "postgresql", "other"};
-constexpr std::string_view kOps[] = {"put", "get", "other"};
+// put/get: messages; enqueue/first: the MultiVAC queue (multivac_handlers.cc).
+constexpr std::string_view kOps[] = {"put", "get", "enqueue", "first", "other"};
 constexpr std::string_view kResults[] = {"ok", "error"};
 constexpr std::string_view kShedReasons[] = {"queue_deadline", "other"};
 

@@ -29,6 +29,8 @@
 #include <string>
 
 #include "message_store.h"
+#include "store/lmdb_env.h"
+#include "store/lmdb_queue.h"
 
 namespace hashd {
 
@@ -43,23 +45,15 @@ class LmdbStore final : public MessageStore {
     Status Put(std::string_view digest, std::string_view message) override;
     Result<std::optional<std::string>> Get(std::string_view digest) override;
     Status Check() override;
+    DataQueue& Queue() override { return *queue_; }
 
   private:
-    struct EnvCloser {
-        void operator()(MDB_env* env) const { mdb_env_close(env); }
-    };
-    using EnvPtr = std::unique_ptr<MDB_env, EnvCloser>;
+    LmdbStore(std::unique_ptr<LmdbEnv> env, MDB_dbi dbi, std::unique_ptr<LmdbQueue> queue)
+        : env_(std::move(env)), dbi_(dbi), queue_(std::move(queue)) {}
 
-    LmdbStore(EnvPtr env, MDB_dbi dbi) : env_(std::move(env)), dbi_(dbi) {}
-    class Txn;
-    // Begins a transaction while holding `lock` (shared), adopting a map grown by another
-    // process on the way.
-    int Begin(Txn& txn, unsigned flags, std::shared_lock<std::shared_mutex>& lock);
-    ApiError Failure(int rc);
-
-    EnvPtr env_;
+    std::unique_ptr<LmdbEnv> env_;
     MDB_dbi dbi_;
-    std::shared_mutex resize_;  // shared: any transaction; exclusive: adopting a new map size
+    std::unique_ptr<LmdbQueue> queue_;  // in <directory>/multivac, see lmdb_queue.h
 };
 
 }  // namespace hashd

@@ -145,10 +145,15 @@ Status PostgresStore::Connect(Connection& connection) {
         });
         if (!exists.ok() || PQntuples(exists.value().get()) == 0) return fail();
     }
-    for (auto [name, sql] : {std::pair{kPutName, kPut}, std::pair{kGetName, kGet}}) {
-        if (!Exec(conn, [&](PGconn* c) { return PQsendPrepare(c, name, sql, 0, nullptr); }).ok())
-            return fail();
+    // (A pair, not a structured binding: clang 14, which builds the fuzz targets, cannot
+    // capture bindings in a lambda.)
+    for (const auto& statement : {std::pair{kPutName, kPut}, std::pair{kGetName, kGet}}) {
+        auto prepare = [&](PGconn* c) {
+            return PQsendPrepare(c, statement.first, statement.second, 0, nullptr);
+        };
+        if (!Exec(conn, prepare).ok()) return fail();
     }
+    if (!PrepareQueue(conn)) return fail();
     return Ok{};
 }
 

@@ -21,6 +21,14 @@
 // restarted) reconnects and retries once, since both statements are idempotent; a failed
 // connect backs off (Backoff), and requests meanwhile answer 503 with Retry-After at once.
 
+// The MultiVAC queue (DataQueue, store/postgres_queue.cc) is three more tables created the same
+// way: hashd_multivac_queue (id bigserial, data bytea, enqueued_at), consumed with
+// SELECT ... ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED inside a transaction that stays open
+// while the consumer works; Complete deletes the row and records the datum in
+// hashd_multivac_processed (id primary key) and hashd_multivac_first (one row at most), with
+// ON CONFLICT DO NOTHING, and commits. A consumer that dies mid-way loses its connection, so
+// the server rolls the transaction back and the row is free again: no lease, no recovery job.
+
 #include <libpq-fe.h>
 
 #include <chrono>
@@ -28,13 +36,14 @@
 #include <memory>
 #include <string>
 
+#include "data_queue.h"
 #include "message_store.h"
 #include "store/backoff.h"
 #include "store/per_thread.h"
 
 namespace hashd {
 
-class PostgresStore final : public MessageStore {
+class PostgresStore final : public MessageStore, public DataQueue {
   public:
     // Keeps the URI (validated by libpq); connections are made by the first requests.
     static Result<std::unique_ptr<PostgresStore>> Open(std::string_view url,
@@ -44,6 +53,17 @@ class PostgresStore final : public MessageStore {
     Status Put(std::string_view digest, std::string_view message) override;
     Result<std::optional<std::string>> Get(std::string_view digest) override;
     Status Check() override;
+    DataQueue& Queue() override { return *this; }
+
+    // DataQueue (store/postgres_queue.cc). A claim holds a transaction open on the calling
+    // thread's connection until Complete: claim and complete on the same thread.
+    static constexpr std::chrono::milliseconds kPollInterval{100};
+    Result<std::string> Enqueue(std::string_view data) override;
+    Result<std::optional<Datum>> Claim(std::chrono::milliseconds wait) override;
+    Status Complete(const Datum& datum) override;
+    Status Recover() override { return Ok{}; }
+    Result<std::optional<std::string>> First() override;
+    Result<QueueStats> Stats() override;
 
   private:
     struct ConnFinish {
@@ -64,6 +84,9 @@ class PostgresStore final : public MessageStore {
     PostgresStore(std::string url, std::chrono::milliseconds timeout)
         : url_(std::move(url)), timeout_(timeout) {}
     Status Connect(Connection& connection);
+    // Creates the queue's tables if absent and prepares its statements on `conn` (false on
+    // failure); part of Connect.
+    bool PrepareQueue(PGconn* conn);
     Result<ResultPtr> Exec(PGconn* conn, const Send& send);
     // Runs `send` on this thread's connection with reconnect, retry and backoff.
     Result<ResultPtr> Run(const Send& send);

@@ -1,5 +1,7 @@
 #include "store/redis_store.h"
 
+#include <unistd.h>
+
 #include <charconv>
 
 #include "store/store_errors.h"
@@ -71,6 +73,13 @@ Result<std::unique_ptr<RedisStore>> RedisStore::Open(std::string_view url,
     return std::unique_ptr<RedisStore>(new RedisStore(std::move(address).value(), timeout));
 }
 
+RedisStore::RedisStore(RedisAddress address, std::chrono::milliseconds timeout)
+    : address_(std::move(address)), timeout_(timeout) {
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    consumer_ = std::string(host) + ":" + std::to_string(getpid());
+}
+
 Status RedisStore::Connect(Connection& connection) {
     const auto now = Backoff::Clock::now();
     if (!connection.backoff.Ready(now))
@@ -138,7 +147,18 @@ Result<RedisStore::ReplyPtr> RedisStore::Command(const std::vector<std::string_v
             const std::string_view error(reply->str, reply->len);
             // Under maxmemory-policy noeviction, a full Redis refuses writes with -OOM.
             if (error.starts_with("OOM")) return StoreFull(Backend());
-            // LOADING, READONLY, MASTERDOWN, BUSY...: the server is there but cannot serve.
+            if (error.starts_with("READONLY") || error.starts_with("NOAUTH")) {
+                // The connection outlived its server's role or its login: READONLY after a
+                // failover demoted this server to a replica, NOAUTH after the server lost
+                // our AUTH (a restart with requirepass behind a proxy). Keeping it would
+                // fail every write until a restart; a new connection reaches the current
+                // primary through the configured address and logs in again.
+                last_error = "redis replied " + std::string(error);
+                connection.context.reset();
+                if (fresh) break;
+                continue;
+            }
+            // LOADING, MASTERDOWN, BUSY...: the server is there but cannot serve yet.
             return StoreUnavailable(Backend(), 1, "redis replied " + std::string(error));
         }
         last_error = connection.context->errstr;

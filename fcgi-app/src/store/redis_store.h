@@ -15,8 +15,19 @@
 // Redis that is down at start-up only makes /messages answer 503. Every connect and every
 // command is bounded by HASHD_STORE_TIMEOUT_MS. A connection that fails is dropped; a request
 // on a connection that went stale (Redis restarted) reconnects and retries once, since SET NX
-// and GET are idempotent; a failed connect backs off (Backoff) so a dead server is not
-// hammered, and requests meanwhile answer 503 with Retry-After at once.
+// and GET are idempotent. A -READONLY or -NOAUTH reply also drops the connection (after a
+// failover it points at a demoted primary; after a restart it lost its AUTH) and the command
+// is retried once on a new one, so writes recover without a restart. A failed connect backs
+// off (Backoff) so a dead server is not hammered, and requests meanwhile answer 503 with
+// Retry-After at once.
+//
+// The MultiVAC queue (DataQueue, store/redis_queue.cc) lives in the same Redis, under
+// hashd:multivac:*: a reliable queue. POST LPUSHes "<id>:<enqueue ms>:<datum>" onto
+// hashd:multivac:queue; a consumer BLMOVEs the oldest element into its own processing list
+// (hashd:multivac:processing:<host>:<pid>), and one Lua script (atomic in Redis) records the
+// datum (HSETNX hashd:multivac:processed <id>, SET hashd:multivac:first NX) and LREMs the
+// element. A consumer renews hashd:multivac:alive:<id> (TTL kConsumerTtl) every few seconds
+// in Recover(), which also moves back the processing lists of consumers whose key expired.
 //
 // Transport is plain TCP (hiredis 0.14 in Debian 12 has no TLS): keep Redis on a private
 // network, or behind a local TLS tunnel (stunnel) on each VM.
@@ -28,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "data_queue.h"
 #include "message_store.h"
 #include "store/backoff.h"
 #include "store/per_thread.h"
@@ -46,7 +58,7 @@ struct RedisAddress {
 // Parses `redis://[[user]:password@]host[:port][/db]`; an error names what is wrong.
 Result<RedisAddress> ParseRedisUrl(std::string_view url);
 
-class RedisStore final : public MessageStore {
+class RedisStore final : public MessageStore, public DataQueue {
   public:
     // Checks the address only; connections are made by the first requests.
     static Result<std::unique_ptr<RedisStore>> Open(std::string_view url,
@@ -56,6 +68,17 @@ class RedisStore final : public MessageStore {
     Status Put(std::string_view digest, std::string_view message) override;
     Result<std::optional<std::string>> Get(std::string_view digest) override;
     Status Check() override;
+    DataQueue& Queue() override { return *this; }
+
+    // DataQueue (store/redis_queue.cc). Claim must not be called again before the claimed
+    // datum is completed; Recover() must be called between data, never during one.
+    static constexpr std::chrono::seconds kConsumerTtl{10};
+    Result<std::string> Enqueue(std::string_view data) override;
+    Result<std::optional<Datum>> Claim(std::chrono::milliseconds wait) override;
+    Status Complete(const Datum& datum) override;
+    Status Recover() override;
+    Result<std::optional<std::string>> First() override;
+    Result<QueueStats> Stats() override;
 
   private:
     struct ContextFree {
@@ -70,16 +93,18 @@ class RedisStore final : public MessageStore {
         Backoff backoff;
     };
 
-    RedisStore(RedisAddress address, std::chrono::milliseconds timeout)
-        : address_(std::move(address)), timeout_(timeout) {}
+    RedisStore(RedisAddress address, std::chrono::milliseconds timeout);
     Status Connect(Connection& connection);
     // Runs one command on this thread's connection; a reply of type REDIS_REPLY_ERROR is
     // turned into an ApiError too.
     Result<ReplyPtr> Command(const std::vector<std::string_view>& argv);
+    // The consumers that registered in hashd:multivac:consumers (redis_queue.cc).
+    Result<std::vector<std::string>> Consumers();
 
     RedisAddress address_;
     std::chrono::milliseconds timeout_;
     PerThread<Connection> connections_;
+    std::string consumer_;  // this process's consumer name: <hostname>:<pid>
 };
 
 }  // namespace hashd

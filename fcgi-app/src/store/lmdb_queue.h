@@ -1,0 +1,63 @@
+#pragma once
+// The MultiVAC queue of the LMDB backend: its own LMDB environment in <messages dir>/multivac
+// (so the message database keeps only messages, and a backup of either is one mdb_copy),
+// with three named databases:
+//   queue      8-byte big-endian sequence number -> 8-byte enqueue time + the datum; keys
+//              sort in arrival order, so the first key is the oldest datum;
+//   processed  decimal id -> the datum, written once per id (MDB_NOOVERWRITE);
+//   meta       "seq" -> the last sequence number handed out (ids are never reused, even once
+//              the queue is empty); "first" -> the first processed datum (MDB_NOOVERWRITE).
+//
+// Durability is the message store's: default sync mode, a commit is on disk before Enqueue
+// returns (survives kill -9 and power loss). Claim does not write: it reads the oldest key.
+// Complete writes "processed", "first" if absent, and deletes the queue entry in one write
+// transaction, so a consumer killed before that commit leaves the datum queued, and a datum
+// completed twice (two consumers on one VM) changes nothing the second time. There is no
+// lease to expire and nothing for Recover() to do. LMDB lives on one VM: one hashd-worker per
+// VM consumes it; the queue is not shared between VMs (use Redis or PostgreSQL for that).
+//
+// Consumers poll (LMDB has no blocking read): every kPollInterval while the queue is empty,
+// a read-only transaction that costs microseconds and takes no lock.
+
+#include <lmdb.h>
+
+#include <chrono>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+
+#include "data_queue.h"
+#include "store/lmdb_env.h"
+
+namespace hashd {
+
+class LmdbQueue final : public DataQueue {
+  public:
+    static constexpr std::chrono::milliseconds kPollInterval{50};
+
+    // Opens (creating if absent) the environment in `directory`, which may grow to `map_size`
+    // bytes. Fails with a message naming the directory.
+    static Result<std::unique_ptr<LmdbQueue>> Open(const std::string& directory,
+                                                   std::size_t map_size);
+
+    Result<std::string> Enqueue(std::string_view data) override;
+    Result<std::optional<Datum>> Claim(std::chrono::milliseconds wait) override;
+    Status Complete(const Datum& datum) override;
+    Status Recover() override { return Ok{}; }
+    Result<std::optional<std::string>> First() override;
+    Result<QueueStats> Stats() override;
+
+  private:
+    struct Dbis {
+        MDB_dbi queue = 0, processed = 0, meta = 0;
+    };
+
+    LmdbQueue(std::unique_ptr<LmdbEnv> env, Dbis dbis) : env_(std::move(env)), dbis_(dbis) {}
+    // The oldest queued datum, or nullopt.
+    Result<std::optional<Datum>> Oldest();
+
+    std::unique_ptr<LmdbEnv> env_;
+    Dbis dbis_;
+};
+
+}  // namespace hashd

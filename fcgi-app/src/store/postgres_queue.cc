@@ -1,0 +1,153 @@
+// The MultiVAC queue of the PostgreSQL backend (see postgres_store.h for the design).
+#include <thread>
+
+#include "store/postgres_store.h"
+#include "store/store_errors.h"
+
+namespace hashd {
+namespace {
+
+constexpr const char* kTables[][2] = {
+    {"hashd_multivac_queue",
+     "CREATE TABLE IF NOT EXISTS hashd_multivac_queue ("
+     " id bigserial PRIMARY KEY,"
+     " data bytea NOT NULL,"
+     " enqueued_at timestamptz NOT NULL DEFAULT clock_timestamp())"},
+    {"hashd_multivac_processed",
+     "CREATE TABLE IF NOT EXISTS hashd_multivac_processed ("
+     " id bigint PRIMARY KEY,"
+     " data bytea NOT NULL,"
+     " processed_at timestamptz NOT NULL DEFAULT clock_timestamp())"},
+    // At most one row: the first processed datum.
+    {"hashd_multivac_first",
+     "CREATE TABLE IF NOT EXISTS hashd_multivac_first ("
+     " one boolean PRIMARY KEY DEFAULT true CHECK (one),"
+     " id bigint NOT NULL,"
+     " data bytea NOT NULL)"},
+};
+
+// Text columns come back as their bytes in binary format, so every result below is read
+// with one binary-format call: ids and times as text, data as raw bytea.
+constexpr const char* kEnqueueName = "hashd_mv_enqueue";
+constexpr const char* kEnqueue =
+    "INSERT INTO hashd_multivac_queue (data) VALUES ($1) RETURNING id::text";
+constexpr const char* kClaimName = "hashd_mv_claim";
+constexpr const char* kClaim =
+    "SELECT id::text, data, extract(epoch FROM enqueued_at)::text FROM hashd_multivac_queue "
+    "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED";
+constexpr const char* kCompleteName = "hashd_mv_complete";
+constexpr const char* kComplete =
+    "WITH dequeued AS (DELETE FROM hashd_multivac_queue WHERE id = $1::bigint),"
+    " processed AS (INSERT INTO hashd_multivac_processed (id, data) VALUES ($1::bigint, $2)"
+    "  ON CONFLICT (id) DO NOTHING)"
+    " INSERT INTO hashd_multivac_first (id, data) VALUES ($1::bigint, $2)"
+    " ON CONFLICT (one) DO NOTHING";
+constexpr const char* kFirstName = "hashd_mv_first";
+constexpr const char* kFirst = "SELECT data FROM hashd_multivac_first";
+constexpr const char* kStatsName = "hashd_mv_stats";
+constexpr const char* kStats =
+    "SELECT count(*)::text, extract(epoch FROM min(enqueued_at))::text FROM hashd_multivac_queue";
+
+std::string Cell(const PGresult* rows, int row, int column) {
+    return std::string(PQgetvalue(rows, row, column),
+                       static_cast<size_t>(PQgetlength(rows, row, column)));
+}
+
+}  // namespace
+
+bool PostgresStore::PrepareQueue(PGconn* conn) {
+    for (const auto& [name, create] : kTables) {
+        if (Exec(conn, [&](PGconn* c) { return PQsendQuery(c, create); }).ok()) continue;
+        // As for hashd_messages: a concurrent creator may have won; then the table exists.
+        const std::string exists =
+            std::string("SELECT 1 WHERE to_regclass('") + name + "') IS NOT NULL";
+        auto found = Exec(conn, [&](PGconn* c) { return PQsendQuery(c, exists.c_str()); });
+        if (!found.ok() || PQntuples(found.value().get()) == 0) return false;
+    }
+    for (auto [name, sql] : {std::pair{kEnqueueName, kEnqueue}, std::pair{kClaimName, kClaim},
+                             std::pair{kCompleteName, kComplete}, std::pair{kFirstName, kFirst},
+                             std::pair{kStatsName, kStats}}) {
+        if (!Exec(conn, [&](PGconn* c) { return PQsendPrepare(c, name, sql, 0, nullptr); }).ok())
+            return false;
+    }
+    return true;
+}
+
+Result<std::string> PostgresStore::Enqueue(std::string_view data) {
+    auto result = Run([&](PGconn* c) {
+        const char* values[] = {data.empty() ? "" : data.data()};
+        const int lengths[] = {static_cast<int>(data.size())};
+        const int formats[] = {1};
+        return PQsendQueryPrepared(c, kEnqueueName, 1, values, lengths, formats, 1);
+    });
+    if (!result.ok()) return result.error();
+    if (PQntuples(result.value().get()) != 1) return StoreUnavailable(Backend(), 1);
+    return Cell(result.value().get(), 0, 0);
+}
+
+Result<std::optional<Datum>> PostgresStore::Claim(std::chrono::milliseconds wait) {
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    for (;;) {
+        if (auto begun = Run([](PGconn* c) { return PQsendQuery(c, "BEGIN"); }); !begun.ok())
+            return begun.error();
+        auto claimed = Run([](PGconn* c) {
+            return PQsendQueryPrepared(c, kClaimName, 0, nullptr, nullptr, nullptr, 1);
+        });
+        if (!claimed.ok()) return claimed.error();
+        const PGresult* rows = claimed.value().get();
+        if (PQntuples(rows) == 1) {
+            Datum datum;
+            datum.id = Cell(rows, 0, 0);
+            datum.data = Cell(rows, 0, 1);
+            datum.enqueued_at = std::strtod(Cell(rows, 0, 2).c_str(), nullptr);
+            datum.receipt = datum.id;
+            return std::optional<Datum>{std::move(datum)};
+        }
+        if (auto ended = Run([](PGconn* c) { return PQsendQuery(c, "COMMIT"); }); !ended.ok())
+            return ended.error();
+        if (std::chrono::steady_clock::now() + kPollInterval > deadline)
+            return std::optional<Datum>{};
+        std::this_thread::sleep_for(kPollInterval);
+    }
+}
+
+Status PostgresStore::Complete(const Datum& datum) {
+    auto done = Run([&](PGconn* c) {
+        const char* values[] = {datum.id.c_str(), datum.data.empty() ? "" : datum.data.data()};
+        const int lengths[] = {0, static_cast<int>(datum.data.size())};
+        const int formats[] = {0, 1};
+        return PQsendQueryPrepared(c, kCompleteName, 2, values, lengths, formats, 0);
+    });
+    // Commit on success; on failure end the (now aborted) transaction so the connection is
+    // usable again and the row's lock is released for the next claim.
+    const char* end = done.ok() ? "COMMIT" : "ROLLBACK";
+    auto ended = Run([&](PGconn* c) { return PQsendQuery(c, end); });
+    if (!done.ok()) return done.error();
+    if (!ended.ok()) return ended.error();
+    return Ok{};
+}
+
+Result<std::optional<std::string>> PostgresStore::First() {
+    auto result = Run([](PGconn* c) {
+        return PQsendQueryPrepared(c, kFirstName, 0, nullptr, nullptr, nullptr, 1);
+    });
+    if (!result.ok()) return result.error();
+    if (PQntuples(result.value().get()) == 0) return std::optional<std::string>{};
+    return std::optional<std::string>{Cell(result.value().get(), 0, 0)};
+}
+
+Result<QueueStats> PostgresStore::Stats() {
+    auto result = Run([](PGconn* c) {
+        return PQsendQueryPrepared(c, kStatsName, 0, nullptr, nullptr, nullptr, 1);
+    });
+    if (!result.ok()) return result.error();
+    const PGresult* rows = result.value().get();
+    if (PQntuples(rows) != 1) return StoreUnavailable(Backend(), 1);
+    QueueStats stats;
+    stats.depth = std::strtoll(Cell(rows, 0, 0).c_str(), nullptr, 10);
+    if (!PQgetisnull(rows, 0, 1))
+        stats.oldest_enqueued_at = std::strtod(Cell(rows, 0, 1).c_str(), nullptr);
+    return stats;
+}
+
+}  // namespace hashd

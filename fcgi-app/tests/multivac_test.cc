@@ -1,0 +1,232 @@
+// The MultiVAC handlers on an in-memory store, the LMDB queue on a real LMDB environment, the
+// worker loop, and the worker's metrics file.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "multivac_handlers.h"
+#include "router.h"
+#include "store/lmdb_queue.h"
+#include "test_support.h"
+#include "worker.h"
+#include "worker_metrics.h"
+
+namespace hashd {
+namespace {
+
+using testing::Get;
+using testing::Harness;
+
+Request FormPost(std::string body) {
+    Request r;
+    r.method = "POST";
+    r.path = "/multivac/data";
+    r.content_type = "application/x-www-form-urlencoded";
+    r.body = std::move(body);
+    r.request_id = "test-request-id";
+    return r;
+}
+
+class TempDir {
+  public:
+    TempDir() {
+        char pattern[] = "/tmp/hashd-multivac-test-XXXXXX";
+        path_ = mkdtemp(pattern) ? pattern : "";
+    }
+    ~TempDir() { std::filesystem::remove_all(path_); }
+    const std::string& path() const { return path_; }
+
+  private:
+    std::string path_;
+};
+
+TEST(MultivacHandlers, WelcomeAndInsufficientAreTheOriginalBodies) {
+    Harness h;
+    Response welcome = RouteRequest(Get("/"), h.services).response;
+    EXPECT_EQ(welcome.status, 200);
+    EXPECT_EQ(welcome.content_type, "text/html; charset=utf-8");
+    EXPECT_EQ(welcome.body, "Welcome to MultiVAC!");
+    Response answer = RouteRequest(Get("/multivac"), h.services).response;
+    EXPECT_EQ(answer.status, 200);
+    EXPECT_EQ(answer.content_type, "text/html; charset=utf-8");
+    EXPECT_EQ(answer.body, "INSUFFICIENT DATA FOR MEANINGFUL ANSWER.");
+}
+
+TEST(MultivacHandlers, PostQueuesAndTheAnswerIsTheFirstProcessedDatumForever) {
+    Harness h;
+    Response posted = RouteRequest(FormPost("data=hello+world%21"), h.services).response;
+    EXPECT_EQ(posted.status, 200);
+    EXPECT_EQ(posted.content_type, "application/json");
+    EXPECT_EQ(posted.body, R"({"response": "MultiVAC updated!"})");
+    ASSERT_EQ(h.store.queue.queued.size(), 1u);
+    EXPECT_EQ(h.store.queue.queued[0].data, "hello world!");
+    // Queued is not processed.
+    EXPECT_EQ(RouteRequest(Get("/multivac"), h.services).response.body,
+              "INSUFFICIENT DATA FOR MEANINGFUL ANSWER.");
+
+    ASSERT_EQ(RouteRequest(testing::JsonPost("/multivac/data", R"({"data":"second"})"), h.services)
+                  .response.status,
+              200);
+    auto& queue = h.store.queue;
+    for (int i = 0; i < 2; ++i) {
+        auto datum = queue.Claim(std::chrono::milliseconds(0));
+        ASSERT_TRUE(datum.ok() && datum.value());
+        ASSERT_TRUE(queue.Complete(*datum.value()).ok());
+    }
+    EXPECT_EQ(RouteRequest(Get("/multivac"), h.services).response.body, "hello world!");
+}
+
+TEST(MultivacHandlers, ErrorsUseTheJsonShape) {
+    Harness h;
+    Response missing = RouteRequest(FormPost("other=1"), h.services).response;
+    EXPECT_EQ(missing.status, 400);
+    EXPECT_EQ(missing.error_code, "missing_field");
+    Response large =
+        RouteRequest(FormPost("data=" + std::string(64 * 1024 + 1, 'x')), h.services).response;
+    EXPECT_EQ(large.status, 413);
+    EXPECT_EQ(large.error_code, "data_too_large");
+    Response not_utf8 = RouteRequest(FormPost("data=%FF%FE"), h.services).response;
+    EXPECT_EQ(not_utf8.status, 400);
+    EXPECT_EQ(not_utf8.error_code, "data_not_utf8");
+    Response zzz = RouteRequest(Get("/zzz"), h.services).response;
+    EXPECT_EQ(zzz.status, 404);
+    EXPECT_EQ(zzz.content_type, "application/json");
+    EXPECT_TRUE(h.store.queue.queued.empty());
+}
+
+TEST(MultivacHandlers, StoreDownIs503OnBothRoutes) {
+    Harness h;
+    h.store.down = true;
+    for (const Request& request : {FormPost("data=x"), Get("/multivac")}) {
+        Response r = RouteRequest(request, h.services).response;
+        EXPECT_EQ(r.status, 503);
+        EXPECT_EQ(r.error_code, "store_unavailable");
+        EXPECT_NE(r.FindHeader("Retry-After"), nullptr);
+    }
+}
+
+class LmdbQueueTest : public ::testing::Test {
+  protected:
+    std::unique_ptr<LmdbQueue> Open() {
+        auto queue = LmdbQueue::Open(dir_.path() + "/multivac", std::size_t{1} << 22);
+        EXPECT_TRUE(queue.ok()) << (queue.ok() ? "" : queue.error().message);
+        return queue.ok() ? std::move(queue).value() : nullptr;
+    }
+    TempDir dir_;
+};
+
+TEST_F(LmdbQueueTest, ClaimsInArrivalOrderAndCompletesIdempotently) {
+    auto queue = Open();
+    ASSERT_TRUE(queue);
+    EXPECT_EQ(queue->Enqueue("one").value(), "1");
+    EXPECT_EQ(queue->Enqueue(std::string("two\0bytes", 9)).value(), "2");
+    auto stats = queue->Stats();
+    ASSERT_TRUE(stats.ok());
+    EXPECT_EQ(stats.value().depth, 2);
+    ASSERT_TRUE(stats.value().oldest_enqueued_at.has_value());
+
+    auto first = queue->Claim(std::chrono::milliseconds(0));
+    ASSERT_TRUE(first.ok() && first.value());
+    EXPECT_EQ(first.value()->id, "1");
+    EXPECT_EQ(first.value()->data, "one");
+    // Not completed: claimed again (at least once).
+    auto again = queue->Claim(std::chrono::milliseconds(0));
+    ASSERT_TRUE(again.ok() && again.value());
+    EXPECT_EQ(again.value()->id, "1");
+    ASSERT_TRUE(queue->Complete(*first.value()).ok());
+    ASSERT_TRUE(queue->Complete(*again.value()).ok());  // a redelivery changes nothing
+    EXPECT_EQ(queue->First().value(), std::optional<std::string>("one"));
+
+    auto second = queue->Claim(std::chrono::milliseconds(0));
+    ASSERT_TRUE(second.ok() && second.value());
+    EXPECT_EQ(second.value()->data, std::string("two\0bytes", 9));
+    ASSERT_TRUE(queue->Complete(*second.value()).ok());
+    EXPECT_EQ(queue->First().value(), std::optional<std::string>("one"));  // forever
+    EXPECT_EQ(queue->Stats().value().depth, 0);
+    auto none = queue->Claim(std::chrono::milliseconds(0));
+    ASSERT_TRUE(none.ok());
+    EXPECT_FALSE(none.value());
+}
+
+TEST_F(LmdbQueueTest, SurvivesReopenAndNeverReusesIds) {
+    {
+        auto queue = Open();
+        ASSERT_TRUE(queue);
+        ASSERT_TRUE(queue->Enqueue("kept").ok());
+        auto datum = queue->Claim(std::chrono::milliseconds(0));
+        ASSERT_TRUE(datum.ok() && datum.value());
+        ASSERT_TRUE(queue->Complete(*datum.value()).ok());
+        ASSERT_TRUE(queue->Enqueue("still queued").ok());
+    }
+    auto queue = Open();
+    ASSERT_TRUE(queue);
+    EXPECT_EQ(queue->First().value(), std::optional<std::string>("kept"));
+    EXPECT_EQ(queue->Stats().value().depth, 1);
+    EXPECT_EQ(queue->Enqueue("after reopen").value(), "3");
+}
+
+TEST(WorkerMetrics, FormatAndParseRoundTrip) {
+    WorkerCounters counters;
+    counters.processed = 7;
+    counters.failed = 2;
+    counters.Observe(0.0005);
+    counters.Observe(0.03);
+    counters.Observe(100);
+    double heartbeat = 0;
+    WorkerCounters back = ParseWorkerMetrics(FormatWorkerMetrics(counters, 1234.5), &heartbeat);
+    EXPECT_EQ(back.processed, 7u);
+    EXPECT_EQ(back.failed, 2u);
+    EXPECT_EQ(back.buckets, counters.buckets);
+    EXPECT_DOUBLE_EQ(back.duration_sum, counters.duration_sum);
+    EXPECT_DOUBLE_EQ(heartbeat, 1234.5);
+    const std::string text = FormatWorkerMetrics(counters, 1);
+    EXPECT_NE(text.find("hashd_worker_processing_duration_seconds_bucket{le=\"0.0025\"} 1\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("hashd_worker_processing_duration_seconds_count 3\n"), std::string::npos);
+}
+
+TEST(Worker, ProcessesTheBacklogKeepsCountersAcrossRestartsAndLogsNoData) {
+    TempDir dir;
+    Harness h;
+    h.config.runtime_dir = dir.path();
+    auto& queue = h.store.queue;
+    ASSERT_TRUE(queue.Enqueue("alpha").ok());
+    ASSERT_TRUE(queue.Enqueue("beta").ok());
+    const Logger logger(LogTarget::kStderr, "hashd-worker");
+    const std::string path = WorkerMetricsPath(h.config);
+    for (int run = 0; run < 2; ++run) {
+        std::atomic<bool> stop{false};
+        Worker worker(queue, logger, "memory", path);
+        std::thread stopper([&] {
+            for (int i = 0; i < 400 && queue.Stats().value().depth > 0; ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            stop = true;
+        });
+        ::testing::internal::CaptureStderr();
+        worker.Run(stop, [] {});
+        const std::string log = ::testing::internal::GetCapturedStderr();
+        stopper.join();
+        EXPECT_EQ(log.find("alpha"), std::string::npos);
+        EXPECT_EQ(log.find("beta"), std::string::npos);
+        if (run == 0) {
+            EXPECT_NE(log.find(R"("DATUM_ID":"1")"), std::string::npos);
+            ASSERT_TRUE(queue.Enqueue("gamma").ok());
+        }
+    }
+    EXPECT_EQ(queue.first, std::optional<std::string>("alpha"));
+    EXPECT_EQ(queue.processed.size(), 3u);
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_EQ(ParseWorkerMetrics(text.str(), nullptr).processed, 3u);
+
+    h.store.down = true;
+    EXPECT_NE(RenderQueueMetrics(h.services).find("hashd_worker_processed_total 3\n"),
+              std::string::npos);
+}
+
+}  // namespace
+}  // namespace hashd

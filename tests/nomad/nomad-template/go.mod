@@ -1,0 +1,3 @@
+module hashd/tests/nomad/nomad-template
+
+go 1.19
