@@ -10,7 +10,7 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test fault-test fault-soak gcp-test
+.PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test fault-test fault-soak gcp-test cluster-test
 
 all: build
 
@@ -31,7 +31,7 @@ run: build
 
 # The whole suite: unit tests (plain and sanitized builds), integration tests against the real
 # local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
-test: unit-test integration-test monitoring-test vm-test bench-smoke nomad-test fuzz-smoke security-test admission-test fault-test gcp-test
+test: unit-test integration-test monitoring-test vm-test bench-smoke nomad-test fuzz-smoke security-test admission-test fault-test gcp-test cluster-test
 
 unit-test: build build-asan
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
@@ -77,6 +77,9 @@ vm-test: deb
 # discovery document (README: "Deploy to Google Cloud"), and ansible-lint on them.
 gcp-test: deps
 	tests/gcp/run
+# Three hashd VMs, a store VM and a load-balancer VM under load (tests/cluster/run).
+cluster-test: deb
+	tests/cluster/run
 
 # The Nomad job files: HashiCorp's HCL parser (npm, pinned by tests/nomad/package-lock.json),
 # a check of what Nomad rejects, and the job's tasks run in a local allocation directory.

@@ -16,15 +16,20 @@
 // The steps of one request, in order, each a named function below: Parse, Read, (Admit),
 // Dispatch, Write, Record, Log.
 //
-// Shutdown: Stop() shuts the listening socket down, which makes every blocked accept() return
+// Shutdown: Stop() first removes the socket's path (nginx then connects to the other
+// processes) and lets the accepting threads take what is already queued on the socket (2 s at
+// most), then shuts the listening socket down, which makes every blocked accept() return
 // (EINVAL on Linux), so accepting threads leave their loop after the request they hold; then
 // the hashing threads finish every admitted request and the process exits.
 
 #include "fcgi_server.h"
 
 #include <fcgiapp.h>
+#include <poll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <cstdlib>
@@ -229,7 +234,23 @@ void FcgiServer::Run() {
 }
 
 void FcgiServer::Stop() {
-    if (stopping_.exchange(true)) return;
+    if (stop_requested_.exchange(true)) return;
+    // Take no new connection, but serve the queued ones: with the socket's path gone, nginx's
+    // next connect fails at once (ENOENT) and it sends that request to another process, while
+    // the connections already in the listen backlog are still accepted by the workers (a
+    // shutdown now would reset them, and a reset request finds the other sockets full as
+    // often as not). Bounded by kBacklogDrain; only then is the socket shut down.
+    sockaddr_un address{};
+    socklen_t length = sizeof(address);
+    if (getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length) == 0 &&
+        address.sun_family == AF_UNIX && address.sun_path[0] != '\0')
+        unlink(address.sun_path);
+    constexpr auto kBacklogDrain = std::chrono::seconds(2);
+    const auto give_up = Clock::now() + kBacklogDrain;
+    pollfd pending{listen_fd_, POLLIN, 0};
+    while (poll(&pending, 1, 0) > 0 && Clock::now() < give_up)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    stopping_.store(true);
     shutdown(listen_fd_, SHUT_RDWR);
 }
 

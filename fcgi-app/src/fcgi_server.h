@@ -29,7 +29,9 @@ class FcgiServer {
     // admitted request has been answered.
     void Run();
 
-    // Stops accepting new requests; admitted ones finish. Safe from any thread.
+    // Stops taking new connections (the socket's path is removed), serves those already
+    // queued on the socket (2 s at most), then stops accepting; admitted requests finish.
+    // Blocks for that drain. Safe from any thread; later calls return at once.
     void Stop();
 
     // False when every accepting thread, or every hashing thread, has been stuck on a single
@@ -51,6 +53,7 @@ class FcgiServer {
     const Services& services_;
     const Logger& logger_;
     int listen_fd_;
+    std::atomic<bool> stop_requested_{false};
     std::atomic<bool> stopping_{false};
     std::vector<std::unique_ptr<Acceptor>> acceptors_;
     std::unique_ptr<HashPool> pool_;

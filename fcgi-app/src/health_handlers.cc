@@ -1,5 +1,7 @@
 #include "health_handlers.h"
 
+#include <unistd.h>
+
 #include "json.h"
 #include "worker_metrics.h"
 
@@ -14,6 +16,12 @@ Result<Response> HandleHealthz(const Request&, const Services&) {
 Result<Response> HandleReadyz(const Request&, const Services& services) {
     if (services.draining.load())
         return ApiError{503, "draining", "This process is shutting down.", 1};
+    // The operator's drain switch for the whole VM (scale-in, rolling upgrade): the load
+    // balancer takes the VM out after its health check's fall count while every request
+    // still in flight, or still arriving meanwhile, is served. A file under the runtime
+    // directory, so a reboot undrains.
+    if (access((services.config.runtime_dir + "/drain").c_str(), F_OK) == 0)
+        return ApiError{503, "draining", "This VM is drained by its operator.", 1};
     if (auto store = services.readiness.StoreStatus(); !store.ok()) {
         ApiError error = store.error();
         error.status = 503;

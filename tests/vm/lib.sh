@@ -63,6 +63,8 @@ lab_init() {
     [ "$(id -u)" -eq 0 ] || die preconditions "the $lab_name suite needs root (network namespaces, nspawn)"
     exec 9>"$2"
     flock -w 3600 9 || die preconditions "another run holds $2"
+    # The suite's own time, not the wait for another run's lock.
+    lab_started=$(date +%s)
 }
 
 # lab_require TOOL...: each must be on PATH (scripts/install-deps installs them).
@@ -83,8 +85,11 @@ lab_root() {
 lab_keys() {
     ssh-keygen -q -t ed25519 -N '' -C "hashd-$lab_name-$run_id" -f "$work/id_ed25519"
     : >"$work/known_hosts"
+    # One SSH connection per VM, reused by every on_vm (a check polls a VM many times).
     ssh_opts=(-i "$work/id_ed25519" -o UserKnownHostsFile="$work/known_hosts" -o StrictHostKeyChecking=yes
-        -o BatchMode=yes -o ConnectTimeout=3 -o LogLevel=ERROR)
+        -o BatchMode=yes -o ConnectTimeout=3 -o LogLevel=ERROR
+        -o ServerAliveInterval=2 -o ServerAliveCountMax=2
+        -o ControlMaster=auto -o ControlPath="$work/ssh-%h" -o ControlPersist=120s)
 }
 
 # vm_prepare NAME IP: the VM's overlay root (identity, SSH key) and its empty namespace.
@@ -102,7 +107,9 @@ vm_prepare() {
     printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$name" >"$dir/root/etc/hosts"
     install -d -m 0700 "$dir/root/root/.ssh"
     install -m 0600 "$work/id_ed25519.pub" "$dir/root/root/.ssh/authorized_keys"
-    ssh-keygen -q -A -f "$dir/root"
+    # One host key, ed25519: making RSA keys for six VMs takes minutes on a busy machine.
+    ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$dir/root/etc/ssh/ssh_host_ed25519_key"
+    echo "HostKey /etc/ssh/ssh_host_ed25519_key" >"$dir/root/etc/ssh/sshd_config.d/10-lab-hostkey.conf"
     echo "$ip $(cut -d' ' -f1,2 "$dir/root/etc/ssh/ssh_host_ed25519_key.pub")" >>"$work/known_hosts"
     ip netns add "${vm_ns[$name]}" || return 1
     lab_netns+=("${vm_ns[$name]}")
@@ -172,12 +179,18 @@ vm_boot() {
     vm_pid[$name]=$!
 }
 
-# vm_kill NAME: the VM dies at once, no shutdown (SIGKILL to nspawn takes its PID 1, and
-# with it every process of the VM). Its disk (the overlay) and namespace stay.
+# vm_kill NAME: the VM dies at once, no shutdown: SIGKILL to its PID 1 (the kernel then kills
+# every process of its PID namespace) and to nspawn. SIGKILL to nspawn alone is not enough:
+# the VM's systemd outlives it, reparented to the host's PID 1. Its disk (the overlay) and
+# network namespace stay.
 vm_kill() {
-    local pid=${vm_pid[$1]}
+    local pid=${vm_pid[$1]} init
+    init=$(pgrep -P "$pid" | head -1)
+    [ -n "$init" ] && kill -KILL "$init" 2>/dev/null
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
+    # The namespace's processes are gone once its init is reaped.
+    for _ in $(seq 1 40); do [ -z "$init" ] || ! kill -0 "$init" 2>/dev/null && break; sleep 0.25; done
     vm_pid[$1]=""
     return 0
 }

@@ -19,5 +19,7 @@ errors=$(cat "$work"/restart-[1-4].txt)
 if [ "$restart_ok" -eq 1 ] && [ -z "$errors" ]; then
     pass no-client-error "systemctl restart hashd@1, hashd@2 one at a time under 4 concurrent clients (100 requests): no client error"
 else
+    # nginx's side of the failure (which upstream, which error), for whoever reads the run.
+    on_vm $name "journalctl -t nginx_error --since -2min --no-pager -o cat | grep -v limiting | tail -8" 2>&1
     fail no-client-error "restart ok=$restart_ok, client errors: $(head -5 <<<"$errors")"
 fi
