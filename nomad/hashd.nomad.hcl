@@ -422,8 +422,8 @@ limit_conn_status 429;
 upstream hashd {
     zone hashd_upstream 64k;
     least_conn;
-    server unix:{{ env "NOMAD_ALLOC_DIR" }}/tmp/hashd-1.sock max_conns=2 max_fails=1 fail_timeout=1s;
-    server unix:{{ env "NOMAD_ALLOC_DIR" }}/tmp/hashd-2.sock max_conns=2 max_fails=1 fail_timeout=1s;
+    server unix:{{ env "NOMAD_ALLOC_DIR" }}/tmp/hashd-1.sock max_conns=33 max_fails=1 fail_timeout=1s;
+    server unix:{{ env "NOMAD_ALLOC_DIR" }}/tmp/hashd-2.sock max_conns=33 max_fails=1 fail_timeout=1s;
 }
 
 # Probes and scrapes (/healthz, /readyz, /metrics) use the same sockets without max_conns:
@@ -559,10 +559,6 @@ fastcgi_param SERVER_NAME $server_name;
 fastcgi_param SERVER_PORT $server_port;
 # Correlates the app's log lines with nginx's access log and the X-Request-Id header.
 fastcgi_param REQUEST_ID $request_id;
-# When nginx hands the request over (after the whole body arrived), in s.ms; the app
-# measures its queue wait from it and sheds requests past HASHD_QUEUE_DEADLINE_MS. A
-# retried request keeps its first hand-over time: the wait counts from the first try.
-fastcgi_param HASHD_SENT_MSEC $msec;
 
 # Headers nginx sets itself (snippets/headers.conf): never forwarded twice.
 fastcgi_hide_header X-Request-Id;

@@ -28,23 +28,24 @@ done
 # post_hash VM BODYFILE PASSWORD: POST /v1/hash with PASSWORD; prints the status, the body
 # in BODYFILE and the headers in BODYFILE.headers.
 post_hash() {
-    local name=$1 body=$2 pw=$3
+    local name=$1 body=$2 pw=$3 cost=${4:-}
     curl -sS --max-time 10 --cacert "$work/$name.crt" -H 'Content-Type: application/json' \
-        --data-binary "{\"password\":\"$pw\"}" -D "$body.headers" -o "$body" \
+        --data-binary "{\"password\":\"$pw\"${cost:+,\"cost\":$cost}}" -D "$body.headers" -o "$body" \
         -w '%{http_code}' "https://${vm_ip[$name]}/v1/hash"
 }
 
-# client_loop VM COUNT OUT [PAUSE]: a bounded client loop against VM, COUNT requests, each
-# a fresh password, PAUSE seconds apart (default 0.25: under the production per-client rate
-# limit of 10/s, burst 20). Each failure is written to OUT.
+# client_loop VM COUNT OUT [PAUSE] [COST]: a bounded client loop against VM, COUNT requests,
+# each a fresh password, PAUSE seconds apart (default 0.25: under the production per-client
+# rate limit of 10/s, burst 20), at COST (default: the service's). Each failure is written to
+# OUT.
 client_loop() {
-    local name=$1 count=$2 out=$3 pause=${4:-0.25} i status
+    local name=$1 count=$2 out=$3 pause=${4:-0.25} cost=${5:-} i status
     # Named here, not inside $(...): a command substitution has a BASHPID of its own, so the
     # body would be written to one file and read back from another.
     local body="$work/loop-$name-$BASHPID.json"
     : >"$out"
     for i in $(seq 1 "$count"); do
-        status=$(post_hash "$name" "$body" "loop-$run_id-$i" 2>>"$out.err") || status="curl-error"
+        status=$(post_hash "$name" "$body" "loop-$run_id-$i" "$cost" 2>>"$out.err") || status="curl-error"
         [ "$status" = 200 ] || echo "request $i: $status $(head -c 200 "$body" 2>/dev/null)" >>"$out"
         sleep "$pause"
     done
