@@ -3,6 +3,7 @@ see"): the integration suite's real local stack and store servers, reused as the
 
     make_stack   tests/integration/conftest.py's factory (real nginx, spawn-fcgi, hashd-fcgi;
                  stopped at the end, failing the test if a process died unexpectedly)
+    store, network_store   its store servers (every backend; the shared ones)
     counts       where a scenario writes its figures (requests sent, errors by kind,
                  acknowledged messages, lost); they are printed at the end of the run,
                  passed or failed, so `make fault-test` always shows them.
@@ -26,6 +27,8 @@ _spec = importlib.util.spec_from_file_location("hashd_integration_conftest",
 _integration = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_integration)
 make_stack = _integration.make_stack
+store = _integration.store
+network_store = _integration.network_store
 pytest_runtest_makereport = _integration.pytest_runtest_makereport
 
 _REPORTED = []

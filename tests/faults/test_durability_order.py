@@ -34,20 +34,12 @@ import time
 import pytest
 
 from hashd_stack import wait_for
-from store_servers import open_store
 from syscall_trace import READS, WRITES, first, parse, unflushed_writes
 
 O_DSYNC = 0o10000
 STRACE_CALLS = ",".join(["read", "readv", "recvfrom", "recvmsg", "write", "writev", "pwrite64",
                          "pwritev", "pwritev2", "sendto", "sendmsg", "fdatasync", "fsync",
                          "sync_file_range", "msync"])
-
-
-@pytest.fixture(params=["lmdb", "redis", "postgresql"])
-def store(request):
-    s = open_store(request.param)
-    yield s
-    s.cleanup()
 
 
 def tracer_of(pid):
@@ -216,8 +208,11 @@ CHECKS = {"lmdb": check_lmdb, "redis": check_redis, "postgresql": check_postgres
 
 def test_store_flush_happens_before_the_201_leaves_the_worker(make_stack, store, tmp_path,
                                                                counts):
-    # One process, one thread: the worker to trace is known.
-    stack = make_stack(processes=1, app_env={"HASHD_STORE": store.url()})
+    # One process with one accepting thread (store writes run on the accepting threads, each
+    # with its own store connection): the warm-up and the traced POST share one connection,
+    # so the PostgreSQL backend to trace is the one that exists before the trace starts.
+    stack = make_stack(processes=1,
+                       app_env={"HASHD_STORE": store.url(), "HASHD_ACCEPT_THREADS": "1"})
     counts.add("backend", store.name)
     CHECKS[store.name](stack, store, tmp_path, counts)
 

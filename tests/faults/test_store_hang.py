@@ -18,22 +18,14 @@ import os
 import signal
 import time
 
-import pytest
 
 from hashd_stack import wait_for
 from load import digest_of
-from store_servers import _children, open_store
+from store_servers import _children
 
 STORE_TIMEOUT_MS = 2000
 RECOVERY_TIMEOUT_S = 30.0
 HASH_PASSWORD = "hung-store-hash-password-77f"
-
-
-@pytest.fixture(params=["redis", "postgresql"])
-def network_store(request):
-    s = open_store(request.param)
-    yield s
-    s.cleanup()
 
 
 def freeze(store):

@@ -4,6 +4,9 @@
                 for tests that only send requests and read logs.
     make_stack  a factory for a test's own stack, with its own settings, stopped when the
                 test ends; for tests that kill processes, change limits or settings.
+    store       a real store server of each backend in turn (LMDB directory, Redis,
+                PostgreSQL: store_servers.py), removed when the test ends.
+    network_store  the same for the shared backends only (Redis, PostgreSQL).
 
 Both stop their stack at the end and fail if a process died that the test did not kill,
 or if a process did not exit cleanly. A failed test keeps its stack's directory (logs,
@@ -16,6 +19,7 @@ the tests fail: an integration test that did not run did not pass.
 import pytest
 
 from hashd_stack import Stack, StackError
+from store_servers import open_store
 
 
 def pytest_configure(config):
@@ -70,3 +74,17 @@ def make_stack(request):
             errors.append(str(e))
     if errors:
         pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+@pytest.fixture(params=["lmdb", "redis", "postgresql"])
+def store(request):
+    s = open_store(request.param)
+    yield s
+    s.cleanup()
+
+
+@pytest.fixture(params=["redis", "postgresql"])
+def network_store(request):
+    s = open_store(request.param)
+    yield s
+    s.cleanup()

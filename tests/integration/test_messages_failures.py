@@ -22,20 +22,6 @@ RECOVERY_TIMEOUT_S = 30.0  # bounds the wait for hashd to notice a store that ca
 HASH_PASSWORD = "store-outage-hash-password-5e1"
 
 
-@pytest.fixture(params=["lmdb", "redis", "postgresql"])
-def store(request):
-    s = open_store(request.param)
-    yield s
-    s.cleanup()
-
-
-@pytest.fixture(params=["redis", "postgresql"])
-def network_store(request):
-    s = open_store(request.param)
-    yield s
-    s.cleanup()
-
-
 def app_env(store, **extra):
     # Cost 4 keeps the hashing checks fast.
     return {"HASHD_STORE": store.url(), "HASHD_COST_MIN": "4", "HASHD_COST_DEFAULT": "4",

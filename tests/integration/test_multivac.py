@@ -25,7 +25,6 @@ import pytest
 import requests
 
 from hashd_stack import wait_for
-from store_servers import open_store
 from test_messages import UNLIMITED_NGINX
 
 WELCOME = b"Welcome to MultiVAC!"
@@ -36,20 +35,6 @@ HTML = "text/html; charset=utf-8"
 # Bounds of the waits below (they bound the run time; nothing asserts on durations).
 PROCESS_TIMEOUT_S = 120.0
 RECOVERY_TIMEOUT_S = 60.0
-
-
-@pytest.fixture(params=["lmdb", "redis", "postgresql"])
-def store(request):
-    s = open_store(request.param)
-    yield s
-    s.cleanup()
-
-
-@pytest.fixture(params=["redis", "postgresql"])
-def network_store(request):
-    s = open_store(request.param)
-    yield s
-    s.cleanup()
 
 
 def app_env(store):
