@@ -1,6 +1,7 @@
 #include "json.h"
 
 #include <memory>
+#include <sstream>
 
 #include "secret.h"
 #include "text.h"
@@ -92,13 +93,24 @@ Result<Json::Value> ParseJsonObject(std::string_view body) {
 }
 
 std::string WriteJson(const Json::Value& value) {
+    // One writer and one stream per thread, made once: Json::writeString would build a writer
+    // from the builder's settings (a map lookup per setting) and a stream for every call,
+    // which was most of the cost of a small response. The stream's buffer is emptied after
+    // each use: it may have held a message.
     static const Json::StreamWriterBuilder builder = [] {
         Json::StreamWriterBuilder b;
         b["indentation"] = "";
         b["emitUTF8"] = true;
         return b;
     }();
-    return Json::writeString(builder, value);
+    thread_local const std::unique_ptr<Json::StreamWriter> writer(builder.newStreamWriter());
+    thread_local std::ostringstream stream;
+    stream.str(std::string());
+    stream.clear();
+    writer->write(value, &stream);
+    std::string text = std::move(stream).str();
+    stream.str(std::string());
+    return text;
 }
 
 void WipeStrings(Json::Value& value) {

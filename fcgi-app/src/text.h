@@ -13,6 +13,11 @@ namespace hashd {
 // True when `text` is well-formed UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF).
 bool IsValidUtf8(std::string_view text);
 
+// Appends `text` to `out` as a JSON string literal (quotes included): `"`, `\` and control
+// characters escaped, well-formed UTF-8 copied as is, and each byte that is not part of
+// well-formed UTF-8 written as \ufffd, so that the result is always valid JSON in UTF-8.
+void AppendJsonString(std::string& out, std::string_view text);
+
 // The value of a hex digit (either case), or -1 when `ch` is not one.
 int HexValue(char ch);
 

@@ -23,6 +23,27 @@ TEST(Utf8, RejectsMalformedText) {
     EXPECT_FALSE(IsValidUtf8("a\x80z"));  // stray continuation
 }
 
+TEST(JsonString, EscapesWhatJsonRequiresAndKeepsUtf8) {
+    const auto quoted = [](std::string_view text) {
+        std::string out = "x=";
+        AppendJsonString(out, text);
+        return out;
+    };
+    EXPECT_EQ(quoted(""), "x=\"\"");
+    EXPECT_EQ(quoted("plain text"), "x=\"plain text\"");
+    EXPECT_EQ(quoted("a\"b\\c"), "x=\"a\\\"b\\\\c\"");
+    EXPECT_EQ(quoted("l1\nl2\r\t"), "x=\"l1\\nl2\\r\\t\"");
+    EXPECT_EQ(quoted(std::string_view("\0\x01\x1f\x7f", 4)), "x=\"\\u0000\\u0001\\u001f\\u007f\"");
+    EXPECT_EQ(quoted("p\xC3\xA4ss \xF0\x9F\x94\x91"), "x=\"p\xC3\xA4ss \xF0\x9F\x94\x91\"");
+}
+
+TEST(JsonString, ReplacesEachByteOfMalformedUtf8) {
+    std::string out;
+    AppendJsonString(out, "a\xFF\xC3z\xED\xA0\x80");
+    EXPECT_EQ(out, "\"a\\ufffd\\ufffdz\\ufffd\\ufffd\\ufffd\"");
+    EXPECT_TRUE(IsValidUtf8(out));
+}
+
 TEST(Hex, RoundTripsAndRejectsGarbage) {
     EXPECT_EQ(HexEncode("$2b$"), "24326224");
     EXPECT_EQ(HexDecode("24326224"), "$2b$");
