@@ -9,6 +9,9 @@
                 repeated `repeats` times): goodput, p99 of successes, latency of the 503s, and
                 /healthz latency under the highest load.
     calibrate   the load generator's own ceiling against a location nginx answers itself.
+    messages    GET /messages/<digest> on LMDB beside nginx's `return 200` on the same TLS
+                listener (bench/messages/run, wrk), each GET run right after its ceiling run,
+                `repeats` pairs, the median ratio.
 """
 
 import json
@@ -50,6 +53,7 @@ class Bench:
         self.limits = {}     # cost -> limit report
         self.calibration = None  # the load generator's ceiling
         self.bursts = []     # burst rows
+        self.messages = None  # GET /messages vs nginx's ceiling (bench/messages/run's figures)
         self.smoke = args.smoke
         # Each throughput figure is measured this many times in the run (median and spread).
         self.repeats = 1 if args.smoke else args.repeats
@@ -338,6 +342,32 @@ class Bench:
                             f"errors {r['error_share']:.0%}")
                 finally:
                     stack.stop()
+
+    def messages_get(self):
+        """GET /messages/<digest> on LMDB against nginx's `return 200`, through
+        bench/messages/run (the stack of the tests, with the default P and threads)."""
+        out = self.tmp / "messages.json"
+        duration = 1 if self.smoke else 10
+        cmd = [str(pathlib.Path(__file__).resolve().parent / "messages" / "run"),
+               "--backends", "lmdb", "--skip-post", "--repeats", str(self.repeats),
+               "--duration", str(duration), "--processes", str(self.args.processes),
+               "--json", str(out), "--out", str(self.tmp / "messages")]
+        log(f"messages: GET /messages on LMDB vs nginx's ceiling, {self.repeats} x "
+            f"{duration} s each")
+        load = OtherLoad()
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=600 + 2 * duration * self.repeats)
+        if done.returncode != 0 or not out.exists():
+            raise BenchError(f"bench/messages/run failed ({done.returncode}):\n{done.stdout}")
+        data = json.loads(out.read_text())
+        r = data["results"]["lmdb"]
+        self.messages = {"command": data["command"], "get_rps": r["GET"]["rps"],
+                         "ceiling_rps": r["ceiling GET"]["rps"], "ratio_runs": r["GET runs"],
+                         "ratio": statistics.median(r["GET runs"]), "p99": r["GET"]["p99"],
+                         "errors": r["GET"]["non2xx"] + r["GET"]["socket_errors"],
+                         "other_load": load.cores()}
+        log(f"  GET {self.messages['get_rps']:.0f} req/s vs ceiling "
+            f"{self.messages['ceiling_rps']:.0f}: {self.messages['ratio']:.0%}")
 
     def close(self):
         if self.args.keep:

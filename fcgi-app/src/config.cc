@@ -93,7 +93,9 @@ const std::vector<Setting>& Settings() {
         NumberSetting("accept-threads", &Config::accept_threads, 1, 256,
                       "threads per process that accept, parse and admit requests and answer "
                       "those that do not hash (probes, messages) themselves, so a probe never "
-                      "waits behind a hash"),
+                      "waits behind a hash; one at a time is in accept(), and one about to "
+                      "wait on the store hands that turn on, so a probe never waits behind a "
+                      "store call either while another thread is free"),
         {"legacy-get", "0|1",
          "`0` switches `GET /gethash/<password>/` off: it answers 410 with a hint to POST",
          [](Config& c, std::string_view t) {

@@ -1,14 +1,14 @@
 // FastCGI request boundary.
 //
-// Threads. A few accepting threads (HASHD_ACCEPT_THREADS) block in FCGX_Accept_r on the shared
-// listening socket; the kernel hands each connection to one of them, so no accept mutex is
-// needed on Linux. An accepting thread parses the request and reads its body (nginx has
-// buffered it, so this is a copy, not a wait on a client), then either answers it itself or
-// offers it to the hashing threads (HASHD_THREADS, hash_pool.h). It answers itself what does
-// not hash: probes, message requests (I/O-bound, not CPU-bound), invalid input, and the
-// requests admission refuses. So /healthz never waits behind a hash, and a refusal costs
-// microseconds. The FastCGI request travels with the job to the hashing thread, which writes
-// the response and closes it.
+// Threads. A few accepting threads (HASHD_ACCEPT_THREADS) take turns in FCGX_Accept_r on the
+// shared listening socket: one at a time, and the next as soon as that one is about to wait
+// on the store (accept_turn.h explains why and what it saved). An accepting thread parses the
+// request and reads its body (nginx has buffered it, so this is a copy, not a wait on a client),
+// then either answers it itself or offers it to the hashing threads (HASHD_THREADS, hash_pool.h).
+// It answers itself what does not hash: probes, message requests (I/O-bound, not CPU-bound),
+// invalid input, and the requests admission refuses. So /healthz never waits behind a hash, and a
+// refusal costs microseconds. The FastCGI request travels with the job to the hashing thread, which
+// writes the response and closes it.
 //
 // Overload is decided by admission by expected wait (admission.cc): nginx's max_conns is only
 // a generous safety bound against a runaway queue in the listen backlog.
@@ -256,6 +256,8 @@ void FcgiServer::Stop() {
 
 bool FcgiServer::Healthy(std::chrono::seconds limit) const {
     if (pool_->Stuck(limit)) return false;
+    const Clock::time_point turn_busy = accept_turn_.BusySince();
+    if (turn_busy != Clock::time_point{} && Clock::now() - turn_busy >= limit) return false;
     const Clock::rep now = Clock::now().time_since_epoch().count();
     const Clock::rep limit_ticks = std::chrono::duration_cast<Clock::duration>(limit).count();
     for (const auto& acceptor : acceptors_) {
@@ -267,17 +269,21 @@ bool FcgiServer::Healthy(std::chrono::seconds limit) const {
 
 void FcgiServer::AcceptLoop(Acceptor& acceptor) {
     while (!stopping_.load()) {
-        FcgiRequest fcgi = Accept(listen_fd_);
+        accept_turn_.Take();  // at once unless a store call passed the turn on
+        FcgiRequest fcgi = stopping_.load() ? nullptr : Accept(listen_fd_);
         if (!fcgi) break;
         const auto start = Clock::now();
         acceptor.busy_since.store(start.time_since_epoch().count());
+        accept_turn_.MarkBusy(start);
         InFlight flight;
         flight.request = Parse(*fcgi);
         flight.fcgi = std::move(fcgi);
         flight.start = start;
         Serve(std::move(flight));
+        accept_turn_.MarkBusy({});  // a no-op unless this thread still holds the turn
         acceptor.busy_since.store(0);
     }
+    accept_turn_.Pass();  // the next thread finds the socket shut down and leaves too
 }
 
 // Everything an accepting thread does with a request after parsing it.

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "accept_turn.h"
 #include "hash_pool.h"
 #include "logger.h"
 #include "router.h"
@@ -34,9 +35,9 @@ class FcgiServer {
     // Blocks for that drain. Safe from any thread; later calls return at once.
     void Stop();
 
-    // False when every accepting thread, or every hashing thread, has been stuck on a single
-    // request for longer than `limit`: the systemd watchdog then stops being fed and systemd
-    // restarts the process.
+    // False when every accepting thread, the one whose turn it is to accept, or every
+    // hashing thread has been stuck on a single request for longer than `limit`: the systemd
+    // watchdog then stops being fed and systemd restarts the process.
     bool Healthy(std::chrono::seconds limit) const;
 
     struct InFlight;  // one request between the accepting and the answering step
@@ -56,6 +57,7 @@ class FcgiServer {
     std::atomic<bool> stop_requested_{false};
     std::atomic<bool> stopping_{false};
     std::vector<std::unique_ptr<Acceptor>> acceptors_;
+    AcceptTurn accept_turn_;  // one accepting thread in accept() at a time (accept_turn.h)
     std::unique_ptr<HashPool> pool_;
 };
 

@@ -28,6 +28,10 @@ class MessageStore {
     // "lmdb", "redis" or "postgresql": the backend label of metrics and logs.
     virtual std::string_view Backend() const = 0;
 
+    // True when a read never waits on I/O other than a page fault (a memory-mapped file):
+    // the accepting thread then keeps its accept turn across it (timed_store.h).
+    virtual bool ReadsAreLocal() const { return false; }
+
     // Stores `message` under `digest` (64 lower-case hex characters) unless already present.
     // Returns only once the write is as durable as the backend promises (see README).
     virtual Status Put(std::string_view digest, std::string_view message) = 0;

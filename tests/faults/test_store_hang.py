@@ -140,3 +140,41 @@ def test_hung_store_answers_503_within_the_timeout_and_recovers(make_stack, netw
         f"({STORE_TIMEOUT_MS} ms) allows: {app_ms}")
     assert {n: stack.pid(n) for n in (1, 2)} == pids, "recovery must not need a restart"
     stack.assert_not_logged(HASH_PASSWORD, *stored.values())
+
+
+def test_a_thread_waiting_on_the_hung_store_leaves_probes_and_hashes_accepted(
+        make_stack, network_store):
+    """One process, so that nginx has nowhere else to send a probe: while one accepting
+    thread waits on the frozen store (up to the store timeout), the other must be the one in
+    accept(). Accepting threads take turns (fcgi-app/src/accept_turn.h); a thread that kept
+    its turn across a store call would hold every probe and hash for the whole timeout."""
+    store = network_store
+    stack = make_stack(processes=1, app_env={
+        "HASHD_STORE": store.url(), "HASHD_STORE_TIMEOUT_MS": str(STORE_TIMEOUT_MS),
+        "HASHD_ACCEPT_THREADS": "2", "HASHD_COST_MIN": "4", "HASHD_COST_DEFAULT": "4"})
+    message = "stored before the freeze"
+    assert post_message(stack, message).status_code == 201
+    frozen = freeze(store)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            started = time.monotonic()
+            blocked = pool.submit(lambda: stack.get(f"/messages/{digest_of(message)}",
+                                                    timeout=120))
+            time.sleep(0.3)  # the read is waiting on the store by now
+            assert not blocked.done(), "the read did not wait on the frozen store"
+            probe_started = time.monotonic()
+            health = stack.get("/healthz", timeout=120)
+            probe_s = time.monotonic() - probe_started
+            hashed = stack.post("/v1/hash", json={"password": HASH_PASSWORD, "cost": 4},
+                                timeout=120)
+            both_s = time.monotonic() - probe_started
+            read = blocked.result()
+            read_s = time.monotonic() - started
+    finally:
+        thaw(frozen)
+    assert health.status_code == 200, health.text
+    assert hashed.status_code == 200, hashed.text
+    assert read.status_code == 503 and read.json()["error"] == "store_unavailable", read.text
+    # The read took about the timeout; the probe and the hash a small part of it.
+    assert read_s >= STORE_TIMEOUT_MS / 1000 * 0.8, read_s
+    assert both_s < STORE_TIMEOUT_MS / 1000 / 2, (probe_s, both_s)

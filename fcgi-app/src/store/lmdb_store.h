@@ -42,6 +42,7 @@ class LmdbStore final : public MessageStore {
                                                    std::size_t map_size);
 
     std::string_view Backend() const override { return "lmdb"; }
+    bool ReadsAreLocal() const override { return true; }
     Status Put(std::string_view digest, std::string_view message) override;
     Result<std::optional<std::string>> Get(std::string_view digest) override;
     Status Check() override;
