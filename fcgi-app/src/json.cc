@@ -70,7 +70,9 @@ Result<Json::Value> ParseJsonObject(std::string_view body) {
     if (!SurrogatesPaired(body))
         return InvalidJson(
             "The request body is not valid JSON: a \\u escape is an unpaired UTF-16 surrogate.");
-    std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
+    // One reader per thread, made once (a reader is built from the builder's settings, a map
+    // lookup per setting; each parse starts from a clean state).
+    thread_local const std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
     Json::Value root;
     std::string errors;
     bool parsed = false;
