@@ -11,7 +11,6 @@
 #include <cstring>
 #include <vector>
 
-#include "json.h"
 #include "text.h"
 
 namespace hashd {

@@ -44,6 +44,8 @@ int HexValue(char ch) {
 
 namespace {
 
+constexpr char kHexDigits[] = "0123456789abcdef";
+
 // Length of the well-formed UTF-8 sequence that starts text[at], or 0 when none does there
 // (a stray continuation byte, an overlong form, a surrogate, past U+10FFFF, cut short).
 std::size_t Utf8SequenceLength(std::string_view text, std::size_t at) {
@@ -87,7 +89,6 @@ bool IsValidUtf8(std::string_view text) {
 }
 
 void AppendJsonString(std::string& out, std::string_view text) {
-    static constexpr char kDigits[] = "0123456789abcdef";
     out += '"';
     for (std::size_t i = 0; i < text.size();) {
         const auto c = static_cast<unsigned char>(text[i]);
@@ -121,8 +122,8 @@ void AppendJsonString(std::string& out, std::string_view text) {
             default:
                 if (c < 0x20 || c == 0x7f) {
                     out += "\\u00";
-                    out += kDigits[c >> 4];
-                    out += kDigits[c & 0xf];
+                    out += kHexDigits[c >> 4];
+                    out += kHexDigits[c & 0xf];
                 } else {
                     out += static_cast<char>(c);
                 }
@@ -133,12 +134,11 @@ void AppendJsonString(std::string& out, std::string_view text) {
 }
 
 std::string HexEncode(std::string_view bytes) {
-    static constexpr char kDigits[] = "0123456789abcdef";
     std::string out;
     out.reserve(bytes.size() * 2);
     for (unsigned char b : bytes) {
-        out += kDigits[b >> 4];
-        out += kDigits[b & 0x0F];
+        out += kHexDigits[b >> 4];
+        out += kHexDigits[b & 0x0F];
     }
     return out;
 }
