@@ -8,8 +8,8 @@ PromQL over its HTTP API, so the numbers checked are the numbers dashboards and 
 """
 
 import concurrent.futures
-import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -21,7 +21,7 @@ import pytest
 import requests
 import yaml
 
-from hashd_stack import REPO, free_port, wait_for
+from hashd_stack import REPO, fcgi_bin, free_port, wait_for
 
 SERVER_CONFIG = REPO / "ansible" / "monitoring" / "prometheus" / "prometheus-local.yml"
 RULES = SERVER_CONFIG.parent / "rules" / "hashd.yml"
@@ -174,8 +174,8 @@ def diff(after, before):
 
 
 @pytest.mark.slow
-def test_prometheus_counts_a_known_burst_per_route_and_status_over_the_pool(make_stack,
-                                                                              prometheus_for):
+def test_prometheus_counts_a_known_burst_per_route_and_status_over_the_pool(
+        make_stack, prometheus_for):
     stack = make_stack(processes=2, app_env=FAST_HASHING)
     prom = prometheus_for(stack)
     settle(prom)
@@ -277,7 +277,21 @@ def test_metrics_exposition_is_valid_and_complete(stack):
     # The status listener (what the on-VM agents scrape) serves the same families.
     code, body = stack.status("/metrics")
     assert code == 200
-    assert set(FAMILIES) <= {l.split()[2] for l in body.splitlines() if l.startswith("# TYPE ")}
+    assert set(FAMILIES) <= {entry.split()[2] for entry in body.splitlines() if entry.startswith("# TYPE ")}
+
+
+def test_build_info_names_the_version_the_binary_prints_and_the_changelog_s(stack):
+    """One version everywhere: hashd_build_info's label is what `hashd-fcgi --version` prints
+    and CHANGELOG.md's newest entry (the .deb's side is in tests/security)."""
+    printed = subprocess.run([str(fcgi_bin()), "--version"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    changelog = re.search(r"^## \[([0-9.]+)\]", (REPO / "CHANGELOG.md").read_text(), re.M)
+    code, body = stack.status("/metrics")
+    assert code == 200
+    info = re.search(r'^hashd_build_info\{version="([^"]+)",commit="([^"]+)"\} 1$', body, re.M)
+    assert info, body[:2000]
+    assert info.group(1) == printed[1] == changelog.group(1)
+    assert f"({info.group(2)})" == printed[2]
 
 
 @pytest.fixture
@@ -310,7 +324,7 @@ def nginx_exporter():
 
 @pytest.mark.slow
 def test_rate_limited_requests_show_as_requests_nginx_answered_itself(make_stack, prometheus_for,
-                                                                     nginx_exporter):
+                                                                      nginx_exporter):
     """The 429 signal of the alert rules (HashdRequestsRefusedByNginx): requests counted by
     nginx (stub_status, through the exporter) but never answered by the app."""
     stack = make_stack(processes=1, app_env=FAST_HASHING,

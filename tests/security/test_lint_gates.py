@@ -1,7 +1,12 @@
 """Lint gates on what is deployed, each the tool's own verdict:
   - ansible-lint --profile production on ansible/ (the roles, playbooks, inventories);
   - lintian on the .deb (`make deb` first): no error or warning beyond the overrides the
-    package ships, each with its reason (cmake/Packaging.cmake);
+    package ships, each with its reason (packaging/debian/lintian-overrides);
+  - one version everywhere: CHANGELOG.md's newest entry, the .deb, both binaries' --version
+    and their man pages (hashd_build_info is checked against --version in
+    tests/integration/test_metrics.py);
+  - the units' Documentation= name what the package (or a dependency) installs, and a
+    configuration error exits 2, which the units do not restart;
   - systemd-analyze security --offline on the units the package ships, under a threshold;
   - the .deb's /etc/default/hashd is never world-readable (it may hold the store password).
 """
@@ -87,8 +92,78 @@ def test_nginx_service_with_the_role_s_sandbox_is_under_the_threshold(tmp_path):
 def test_the_package_ships_its_settings_file_not_world_readable():
     listing = run(["dpkg-deb", "--contents", the_deb()])
     assert listing.returncode == 0
-    line = next(l for l in listing.stdout.splitlines() if l.endswith("./etc/default/hashd"))
+    line = next(entry for entry in listing.stdout.splitlines() if entry.endswith("./etc/default/hashd"))
     assert line.startswith("-rw-r----- "), line
     postinst = run(["sh", "-c", f"dpkg-deb --ctrl-tarfile {the_deb()} | tar -xO ./postinst"])
     assert "chown root:hashd /etc/default/hashd" in postinst.stdout
     assert "chmod 0640 /etc/default/hashd" in postinst.stdout
+
+
+def changelog_version():
+    match = re.search(r"^## \[([0-9]+\.[0-9]+\.[0-9]+)\]", (REPO / "CHANGELOG.md").read_text(), re.M)
+    assert match, "CHANGELOG.md has no `## [X.Y.Z] - date` entry"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def unpacked(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deb")
+    result = run(["dpkg-deb", "-x", the_deb(), str(root)])
+    assert result.returncode == 0, result.stdout
+    return root
+
+
+def test_one_version_in_the_changelog_the_package_the_binaries_and_the_man_pages(unpacked):
+    version = changelog_version()
+    package = run(["dpkg-deb", "-f", the_deb(), "Version"])
+    assert package.stdout.strip() == version, (package.stdout, version)
+    for binary in ("hashd-fcgi", "hashd-worker"):
+        printed = run([str(unpacked / "usr/bin" / binary), "--version"])
+        assert printed.returncode == 0, printed.stdout
+        assert re.fullmatch(rf"{binary} {re.escape(version)} \((?:[0-9a-f]+|unknown)\)\n",
+                            printed.stdout), printed.stdout
+        page = run(["zcat", str(unpacked / "usr/share/man/man1" / f"{binary}.1.gz")])
+        title = next(entry for entry in page.stdout.splitlines() if entry.startswith(".TH "))
+        assert f"{binary} {version}" in title, title
+
+
+def test_man_pages_document_the_exit_status(unpacked):
+    for binary in ("hashd-fcgi", "hashd-worker"):
+        page = run(["man", "-l", "-P", "cat", str(unpacked / "usr/share/man/man1" / f"{binary}.1.gz")],
+                   env={**os.environ, "MANWIDTH": "100", "LC_ALL": "C.UTF-8"})
+        assert page.returncode == 0, page.stdout
+        section = " ".join(page.stdout.split("EXIT STATUS", 1)[1].split("FILES", 1)[0].split())
+        assert "configuration error" in section and "RestartPreventExitStatus=2" in section, section
+        # help2man took the settings from --help: the page lists them.
+        assert "HASHD_STORE" in page.stdout
+
+
+def test_units_document_themselves_with_what_the_package_installs(unpacked):
+    units = sorted((unpacked / "lib/systemd/system").glob("hashd*"))
+    assert len(units) == 3, units
+    for unit in units:
+        docs = [d for line in unit.read_text().splitlines() if line.startswith("Documentation=")
+                for d in line.split("=", 1)[1].split()]
+        assert docs, f"{unit.name} has no Documentation="
+        for doc in docs:
+            if doc.startswith("man:"):
+                name, section = re.fullmatch(r"man:([\w.-]+)\((\d)\)", doc).groups()
+                ours = unpacked / f"usr/share/man/man{section}/{name}.{section}.gz"
+                # Or a page of a package hashd depends on (spawn-fcgi(1)).
+                theirs = pathlib.Path(f"/usr/share/man/man{section}/{name}.{section}.gz")
+                assert ours.exists() or theirs.exists(), f"{unit.name}: {doc} is installed by nobody"
+            else:
+                assert doc.startswith("file:///"), doc
+                assert (unpacked / doc[len("file:///"):]).exists(), f"{unit.name}: {doc} not in the package"
+
+
+@pytest.mark.parametrize("binary", ["hashd-fcgi", "hashd-worker"])
+def test_a_configuration_error_exits_2_and_the_unit_does_not_restart_it(unpacked, binary):
+    bad_flag = run([str(unpacked / "usr/bin" / binary), "--no-such-setting=1"])
+    assert bad_flag.returncode == 2, bad_flag.stdout
+    bad_value = run([str(unpacked / "usr/bin" / binary)], env={**os.environ, "HASHD_COST_DEFAULT": "99"})
+    assert bad_value.returncode == 2, bad_value.stdout
+    assert "HASHD_COST_DEFAULT" in bad_value.stdout
+    unit = "hashd@.service" if binary == "hashd-fcgi" else "hashd-worker.service"
+    text = (unpacked / "lib/systemd/system" / unit).read_text()
+    assert re.search(r"^RestartPreventExitStatus=2$", text, re.M), unit
