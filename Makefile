@@ -10,7 +10,7 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test fault-test fault-soak gcp-test cluster-test
+.PHONY: all deps build build-asan run lint test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test fault-test fault-soak gcp-test cluster-test
 
 all: build
 
@@ -29,9 +29,14 @@ build-asan: deps
 run: build
 	scripts/run-local
 
-# The whole suite: unit tests (plain and sanitized builds), integration tests against the real
-# local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
-test: unit-test integration-test monitoring-test vm-test bench-smoke nomad-test fuzz-smoke security-test admission-test fault-test gcp-test cluster-test
+# The whole suite: lint, unit tests (plain and sanitized builds), integration tests against the
+# real local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
+test: lint unit-test integration-test monitoring-test vm-test bench-smoke nomad-test fuzz-smoke security-test admission-test fault-test gcp-test cluster-test
+
+# shellcheck on every shell file and flake8 on every Python file (scripts/lint finds them by
+# name and shebang; settings in .shellcheckrc and .flake8). A few seconds.
+lint: deps
+	scripts/lint
 
 unit-test: build build-asan
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
@@ -59,7 +64,7 @@ security-test: deb
 admission-test: build
 	$(BUILD_DIR)/fcgi-app/hashd_unit_tests --gtest_filter='Admission*:HashTimeModel*:OverloadResponse*'
 	$(PYTEST) tests/integration/test_admission.py
-# Faults under load and durability order (issue 9), against the real local stack: each
+# Faults under load and durability order, against the real local stack: each
 # scenario prints its figures (requests, errors by kind, acknowledged, lost). About 6 min.
 fault-test: build
 	$(PYTEST) tests/faults
@@ -74,7 +79,7 @@ vm-test: deb
 	tests/vm/run
 
 # The GCP playbooks run for real against a Compute API stand-in checked against Google's
-# discovery document (README: "Deploy to Google Cloud"), and ansible-lint on them.
+# discovery document (docs/gcp.md), and ansible-lint on them.
 gcp-test: deps
 	tests/gcp/run
 # Three hashd VMs, a store VM and a load-balancer VM under load (tests/cluster/run).

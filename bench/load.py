@@ -69,4 +69,3 @@ def run_load(cmd, sample_pids=None, budget=None, cpu_groups=None):
         per["client"] = report["client_cpu_s"] * 1e6 / responses
         report["cpu_us_per_response"] = per
     return report
-

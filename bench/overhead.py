@@ -10,7 +10,7 @@ strace  system calls per response (strace -f -c on the app; slows it, counts onl
 perf    where the app's CPU goes (perf record -g, software clock: this VM has no hardware
         counters), report in OUT.perf.txt
 Used for bench/README.md, "Per-request overhead". Starts the integration tests' stack
-(tests/integration/hashd_stack.py) on free loopback ports and stops it by PID.
+(tests/harness/hashd_stack.py) on free loopback ports and stops it by PID.
 """
 
 import argparse
@@ -23,8 +23,9 @@ import sys
 import tempfile
 
 BENCH = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH.parent / "tests" / "integration"))
-from hashd_stack import Stack  # noqa: E402
+# The test harness (tests/harness), the very stack and store servers the tests run.
+sys.path.insert(0, str(BENCH.parent / "tests"))
+from harness.hashd_stack import Stack  # noqa: E402
 
 LOADGEN = BENCH.parent / "build" / "bench" / "hashd-bench-loadgen"
 

@@ -113,4 +113,3 @@ def gnuplot(lines):
                        text=True, timeout=60)
     if r.returncode != 0:
         raise BenchError(f"gnuplot failed: {r.stderr.strip()}")
-

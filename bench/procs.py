@@ -202,7 +202,6 @@ def wait_http(url, cafile=None, timeout=30.0, proc=None, what="server"):
 # --- The programs under test ---------------------------------------------------------------------
 
 
-
 def git_commit():
     r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],
                        capture_output=True, text=True)
@@ -214,4 +213,3 @@ def cpu_model():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return "unknown CPU"
-

@@ -162,8 +162,8 @@ def write_report(bench, out_dir, stamp, command):
                   f"{'–'.join(f'{x:.0%}' for x in m['ratio_runs'])} | {m['p99']} | "
                   f"{m['errors']} | {m['other_load']:.2f} |"]
     lines += ["", "## Targets", ""] + targets(bench)
-    lines += ["", "Plots: " + ", ".join(f"[{p.name}]({p.name})" for p in
-                                         sorted(out_dir.glob(f"{stamp}-*.png")))]
+    plots = sorted(out_dir.glob(f"{stamp}-*.png"))
+    lines += ["", "Plots: " + ", ".join(f"[{p.name}]({p.name})" for p in plots)]
     (out_dir / f"{stamp}.md").write_text("\n".join(lines) + "\n")
     (out_dir / f"{stamp}.json").write_text(json.dumps(
         {"rows": bench.rows, "memory": bench.memory, "overload": bench.overload,
@@ -173,7 +173,7 @@ def write_report(bench, out_dir, stamp, command):
 
 
 def targets(bench):
-    """The targets of issue 11, each checked off or not, with the original's figure beside."""
+    """The benchmark's targets, each checked off or not, with the original's figure beside."""
     out = []
 
     def check(name, ok, detail):

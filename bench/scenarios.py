@@ -374,4 +374,3 @@ class Bench:
             log(f"kept {self.tmp}")
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
-

@@ -1,6 +1,6 @@
 """The servers under test: hashd's local stack and the original app it replaces.
 
-HashdStack is the integration tests' own stack (tests/integration/hashd_stack.py: the real
+HashdStack is the integration tests' own stack (tests/harness/hashd_stack.py: the real
 scripts/run-local, nginx and P spawn-fcgi processes on free loopback ports), configured as
 production except for the per-client abuse limits, which would otherwise measure themselves
 (the benchmark is one client at 127.0.0.1). OriginalStack is the Flask/gunicorn app
@@ -17,8 +17,9 @@ import time
 
 from procs import ROOT, BenchError, descendants, stop_popen, wait_http
 
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-from hashd_stack import Stack, StackError, free_port  # noqa: E402  (the path is set just above)
+# The test harness (tests/harness), the very stack and store servers the tests run.
+sys.path.insert(0, str(ROOT / "tests"))
+from harness.hashd_stack import Stack, StackError, free_port  # noqa: E402
 
 PEER = ROOT / "bench" / "peers" / "original"
 PYTHON = "/usr/bin/python3"
@@ -39,7 +40,6 @@ class Tools:
             copy = bin_dir / path.name
             shutil.copy2(path, copy)
             setattr(self, name, copy)
-
 
 
 class HashdStack(Stack):
@@ -160,7 +160,6 @@ class OriginalStack:
         self.gunicorn_out.close()
 
 
-
 # The nginx variables' one source (nginx/render reads it too).
 NGINX_DEFAULTS = (ROOT / "ansible" / "roles" / "nginx" / "defaults" / "main.yml",)
 
@@ -176,4 +175,3 @@ def nginx_default(name):
                 value = line.split(":", 1)[1].split("#")[0].strip().strip('"')
                 return int(value) if value.isdigit() else value
     raise BenchError(f"{name} not in " + " or ".join(str(p) for p in NGINX_DEFAULTS))
-

@@ -55,7 +55,7 @@ def run(bench, out_dir, stamp):
         results.append({"P": p, "T": t, "q": q, "max_conns": t * (1 + q), "D": d,
                         "limit": half["limit"], "half": half, "four": four, "poisson": poisson})
         log(f"{label}: goodput@4x {four['ratio']:.0%}, p99 {half['p99_ms']:.0f} -> "
-                    f"{four['p99_ms']:.0f} ms, shed {four['shed_share']:.0%}")
+            f"{four['p99_ms']:.0f} ms, shed {four['shed_share']:.0%}")
 
     lines = [f"# hashd overload tuning, {stamp}", "",
              "POST /v1/hash at cost 12, open loop, a fresh stack per level; the limit is measured "

@@ -169,7 +169,7 @@ defaults
     timeout server 15s
     timeout http-request 10s
     # A unit that died or refused: try another one. Only requests HAProxy still holds whole
-    # are replayed (hashing and message writes are idempotent, README "Persistence").
+    # are replayed (hashing and message writes are idempotent, docs/persistence.md).
     retries 2
     option redispatch
     retry-on conn-failure empty-response 503

@@ -185,7 +185,7 @@ job "hashd" {
     # threads / worker threads over all allocations, from Prometheus. The target-value
     # strategy sets count so that saturation sits at 0.7: headroom for a burst the queue can
     # absorb (nginx admits 2 requests per process), scaling out before the 85 % alert fires.
-    # CPU is the alternative signal (bcrypt is CPU-bound): see the README.
+    # CPU is the alternative signal (bcrypt is CPU-bound): see docs/nomad.md.
     scaling {
       enabled = true
       min     = 2
@@ -912,7 +912,7 @@ EOT
     }
 
     # The MultiVAC queue's consumer, one per unit as hashd-worker.service is one per VM. With a
-    # shared store the workers of every unit share the queue (README, MultiVAC).
+    # shared store the workers of every unit share the queue (docs/api.md, MultiVAC).
     task "hashd-worker" {
       driver = "exec"
 

@@ -1,3 +1,5 @@
+# Sourced by tests/cluster/scenarios (bash), with tests/cluster/run's variables and helpers.
+# shellcheck shell=bash disable=SC2154
 # The shared-store checks, run on Redis (scenario 30) and again on PostgreSQL (scenario 95):
 #   shared_store_checks KIND
 # 1. a message posted through one VM is read through every other;

@@ -25,12 +25,11 @@ import pathlib
 import shutil
 import tempfile
 import threading
-import time
 
 import pytest
 import requests
 
-from hashd_stack import fcgi_bin, wait_for
+from harness.hashd_stack import fcgi_bin, wait_for
 
 
 def libfaketime():

@@ -14,7 +14,7 @@ flush and socket call while one new message is POSTed, and the trace must show, 
   it writes "+OK" to hashd's connection, and hashd reads that "+OK" before it writes the
   201. Redis's promise is its configuration's: with appendfsync everysec (its default) the
   reply comes before the flush and a crash of the Redis host loses up to a second of
-  acknowledged messages (README, "Durability"); this test pins down that hashd waits for the
+  acknowledged messages (docs/persistence.md, "Durability"); this test pins down that hashd waits for the
   reply, and what the reply means under the configuration it checks.
 - PostgreSQL: hashd reads the CommandComplete of its INSERT ("INSERT 0 1"; a single-
   statement transaction, so that is the COMMIT) before it writes the 201, and the server
@@ -33,7 +33,7 @@ import time
 
 import pytest
 
-from hashd_stack import wait_for
+from harness.hashd_stack import wait_for
 from syscall_trace import READS, WRITES, first, parse, unflushed_writes
 
 O_DSYNC = 0o10000
@@ -207,7 +207,7 @@ CHECKS = {"lmdb": check_lmdb, "redis": check_redis, "postgresql": check_postgres
 
 
 def test_store_flush_happens_before_the_201_leaves_the_worker(make_stack, store, tmp_path,
-                                                               counts):
+                                                              counts):
     # One process with one accepting thread (store writes run on the accepting threads, each
     # with its own store connection): the warm-up and the traced POST share one connection,
     # so the PostgreSQL backend to trace is the one that exists before the trace starts.

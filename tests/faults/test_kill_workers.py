@@ -24,9 +24,9 @@ import time
 
 import pytest
 
-from hashd_stack import wait_for
+from harness.hashd_stack import wait_for
 from load import Load, lost_messages
-from store_servers import open_store
+from harness.store_servers import open_store
 
 KILL_SECONDS = float(os.environ.get("HASHD_FAULT_KILL_SECONDS", "60"))
 BACKENDS = os.environ.get("HASHD_FAULT_KILL_BACKENDS", "lmdb").split(",")

@@ -2,7 +2,7 @@
 
 A frozen server is the nasty case: its kernel still accepts TCP connections and buffers
 what is sent, so nothing fails fast; only hashd's own timeout (HASHD_STORE_TIMEOUT_MS) can
-end a request. What must hold (DESIGN.md "Messages", README "When the store is down"):
+end a request. What must hold (DESIGN.md "Messages", docs/persistence.md "When the store is down"):
 /messages answers 503 store_unavailable within the store timeout, hashing keeps working,
 /healthz stays 200, and after SIGCONT everything recovers without a restart.
 
@@ -19,9 +19,9 @@ import signal
 import time
 
 
-from hashd_stack import wait_for
+from harness.hashd_stack import wait_for
 from load import digest_of
-from store_servers import _children
+from harness.store_servers import _children
 
 STORE_TIMEOUT_MS = 2000
 RECOVERY_TIMEOUT_S = 30.0
@@ -63,7 +63,7 @@ def app_duration_ms(stack, request_id):
 
 
 def test_hung_store_answers_503_within_the_timeout_and_recovers(make_stack, network_store,
-                                                                 counts):
+                                                                counts):
     store = network_store
     stack = make_stack(processes=2, app_env={
         "HASHD_STORE": store.url(), "HASHD_STORE_TIMEOUT_MS": str(STORE_TIMEOUT_MS),

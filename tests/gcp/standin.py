@@ -449,8 +449,9 @@ class Project:
             raise ApiError(412, "conditionNotMet", "Supplied fingerprint does not match current")
         project = path.split("/")[1]
         self.check_refs(project, body, path)
-        keep = {k: res[k] for k in ("id", "creationTimestamp", "selfLink", "kind", "region", "zone",
-                                     "name", "instanceGroup", "status", "_owner") if k in res}
+        kept = ("id", "creationTimestamp", "selfLink", "kind", "region", "zone", "name",
+                "instanceGroup", "status", "_owner")
+        keep = {k: res[k] for k in kept if k in res}
         if replace:
             # PUT replaces what the caller may set; output-only fields (a backend service's
             # securityPolicy, attached by its own method) stay as they were.
@@ -737,7 +738,8 @@ class Project:
                   if r.get("kind") == "compute#image" and r.get("family") == family
                   and p.startswith(f"projects/{params['project']}/")]
         if not images:
-            raise ApiError(404, "notFound", f"The resource 'projects/{params['project']}/global/images/family/{family}' was not found")
+            raise ApiError(404, "notFound", f"The resource 'projects/{params['project']}/global/images/"
+                                            f"family/{family}' was not found")
         return 200, copy.deepcopy(images[-1])
 
     # -- state for the test ----------------------------------------------------------------

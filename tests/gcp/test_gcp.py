@@ -105,7 +105,8 @@ def world(tmp_path_factory):
     (d / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     api_key = rsa_key()
     api = cert(api_key, "googleapis stand-in", ca_key, ca.subject,
-               sans=["compute.googleapis.com", "www.googleapis.com", "oauth2.googleapis.com", "secretmanager.googleapis.com"])
+               sans=["compute.googleapis.com", "www.googleapis.com", "oauth2.googleapis.com",
+                     "secretmanager.googleapis.com"])
     (d / "api.pem").write_bytes(api.public_bytes(serialization.Encoding.PEM))
     (d / "api.key").write_bytes(pem_key(api_key))
     sa_key = rsa_key()
@@ -162,7 +163,8 @@ class World:
                         ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
                         ANSIBLE_RETRY_FILES_ENABLED="False",
                         ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3")
-        for var in ("ANSIBLE_CONFIG", "GCP_AUTH_KIND", "GCP_PROJECT", "GCP_SERVICE_ACCOUNT_FILE", "http_proxy", "HTTP_PROXY"):
+        for var in ("ANSIBLE_CONFIG", "GCP_AUTH_KIND", "GCP_PROJECT", "GCP_SERVICE_ACCOUNT_FILE",
+                    "http_proxy", "HTTP_PROXY"):
             self.env.pop(var, None)
 
     def seed(self, **body):
@@ -185,8 +187,10 @@ class World:
         try:
             out = json.loads(r.stdout)
         except ValueError:
-            pytest.fail(f"{name}: no JSON from ansible-playbook (rc {r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
-        failures = [(t["task"]["name"], h.get("msg"), (h.get("module_stderr") or "")[-1500:]) for play in out["plays"] for t in play["tasks"]
+            pytest.fail(f"{name}: no JSON from ansible-playbook (rc {r.returncode}):\n"
+                        f"{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
+        failures = [(t["task"]["name"], h.get("msg"), (h.get("module_stderr") or "")[-1500:])
+                    for play in out["plays"] for t in play["tasks"]
                     for h in t["hosts"].values() if h.get("failed")]
         violations = self.state()["violations"][before:]
         if check:
@@ -247,7 +251,8 @@ def test_site_creates_the_whole_graph(world):
     md = {i["key"]: i["value"] for i in props["metadata"]["items"]}
     address = res(s, "global/addresses/hashd-ip")["address"]
     assert md["hashd-trusted-proxies"] == f"130.211.0.0/22,35.191.0.0/16,{address}/32"
-    assert md["hashd-cost-default"] == "12"
+    # The playbook restates none of the app's defaults: unset settings stay out of the metadata.
+    assert not {"hashd-store", "hashd-cost-default", "hashd-cost-min", "hashd-cost-max"} & set(md), md
 
     mig = res(s, f"{region}/instanceGroupManagers/hashd")
     assert mig["versions"] == [{"name": "1.0.0", "instanceTemplate": SELF + tpl_path}]
@@ -305,8 +310,10 @@ def test_site_creates_the_whole_graph(world):
     assert res(s, "global/targetHttpProxies/hashd-http")["urlMap"] == link("global/urlMaps/hashd-http-redirect")
     fr443 = res(s, "global/forwardingRules/hashd-https")
     fr80 = res(s, "global/forwardingRules/hashd-http")
-    assert (fr443["IPAddress"], fr443["portRange"], fr443["target"]) == (address, "443-443", link("global/targetHttpsProxies/hashd-https"))
-    assert (fr80["IPAddress"], fr80["portRange"], fr80["target"]) == (address, "80-80", link("global/targetHttpProxies/hashd-http"))
+    assert (fr443["IPAddress"], fr443["portRange"], fr443["target"]) == (
+        address, "443-443", link("global/targetHttpsProxies/hashd-https"))
+    assert (fr80["IPAddress"], fr80["portRange"], fr80["target"]) == (
+        address, "80-80", link("global/targetHttpProxies/hashd-http"))
 
 
 def test_second_run_changes_nothing(world):
@@ -368,7 +375,8 @@ def test_schema_violations_are_refused(world):
                  {"name": "x", "type": "CARRIER_PIGEON"}):
         r = a.post(url, json=body, timeout=30)
         assert r.status_code == 400, (body, r.text)
-    r = a.put(f"https://compute.googleapis.com/compute/v1/{P}/regions/{REGION}/instanceGroupManagers/hashd", json={}, timeout=30)
+    r = a.put(f"https://compute.googleapis.com/compute/v1/{P}/regions/{REGION}/instanceGroupManagers/hashd",
+              json={}, timeout=30)
     assert r.status_code == 404, "the PUT path google.cloud 1.1.3 uses for MIG updates is not in Compute v1"
     assert len(world.state()["violations"]) >= 4
 

@@ -13,7 +13,7 @@ import threading
 
 import requests
 
-from hashd_stack import wait_for
+from harness.hashd_stack import wait_for
 
 PASSWORD = "admission-test-pw"  # sent in bodies; checked never to be logged
 

@@ -1,4 +1,4 @@
-"""Hostile and malformed input against the real stack (issue 9): each case is something a
+"""Hostile and malformed input against the real stack: each case is something a
 client can send, and the answer is a 4xx in the JSON error shape, never a 500 (which pages
 on-call through the 5xx alert) and never a silent reinterpretation. Also: a Redis failover
 (the old primary answers -READONLY) recovers without a restart.
@@ -13,9 +13,9 @@ import socket
 import threading
 
 import pytest
-import fastcgi_client
-from hashd_stack import Stack, wait_for
-from store_servers import RedisServer
+from harness import fastcgi_client
+from harness.hashd_stack import Stack, wait_for
+from harness.store_servers import RedisServer
 
 FAST_HASH = {"HASHD_COST_MIN": "4", "HASHD_COST_DEFAULT": "4"}
 

@@ -14,8 +14,8 @@ import threading
 import pytest
 import requests
 
-from hashd_stack import Stack
-from store_servers import open_store
+from harness.hashd_stack import Stack
+from harness.store_servers import open_store
 
 BACKENDS = ["lmdb", "redis", "postgresql"]
 

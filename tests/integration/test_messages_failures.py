@@ -14,8 +14,8 @@ import threading
 import pytest
 import requests
 
-from hashd_stack import wait_for
-from store_servers import open_store
+from harness.hashd_stack import wait_for
+from harness.store_servers import open_store
 from test_messages import UNLIMITED_NGINX, digest_of, post
 
 RECOVERY_TIMEOUT_S = 30.0  # bounds the wait for hashd to notice a store that came back

@@ -21,7 +21,7 @@ import pytest
 import requests
 import yaml
 
-from hashd_stack import REPO, fcgi_bin, free_port, wait_for
+from harness.hashd_stack import REPO, fcgi_bin, free_port, wait_for
 
 SERVER_CONFIG = REPO / "ansible" / "monitoring" / "prometheus" / "prometheus-local.yml"
 RULES = SERVER_CONFIG.parent / "rules" / "hashd.yml"

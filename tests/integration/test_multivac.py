@@ -1,4 +1,4 @@
-"""The MultiVAC API and its queue (issue 14), against each store backend.
+"""The MultiVAC API and its queue, against each store backend.
 
 The API byte for byte (GET /, GET /multivac, POST /multivac/data, and /zzz as a JSON 404);
 the answer staying "insufficient" while no worker runs and becoming the first datum, forever,
@@ -24,7 +24,7 @@ import time
 import pytest
 import requests
 
-from hashd_stack import wait_for
+from harness.hashd_stack import wait_for
 from test_messages import UNLIMITED_NGINX
 
 WELCOME = b"Welcome to MultiVAC!"

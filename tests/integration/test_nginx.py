@@ -16,7 +16,7 @@ import bcrypt
 import httpx
 import pytest
 
-from hashd_stack import REPO, wait_for
+from harness.hashd_stack import REPO, wait_for
 
 SECURITY_HEADERS = {
     "Strict-Transport-Security": "max-age=63072000",

@@ -18,7 +18,7 @@ import uuid
 import bcrypt
 import pytest
 
-from hashd_stack import REPO, wait_for
+from harness.hashd_stack import REPO
 
 
 def secret():

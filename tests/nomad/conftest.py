@@ -1,47 +1,14 @@
-"""Fixtures of the Nomad tests (`make nomad-test`): HashiCorp's HCL parser, the schema check,
-the Nomad template renderer and the test certificate."""
+"""Fixtures of the Nomad tests (`make nomad-test`): the Nomad template renderer, the test
+certificate and the app binary (the parser and schema check are in hcl.py)."""
 
-import json
 import os
 import pathlib
 import subprocess
-import sys
 
 import pytest
 
-HERE = pathlib.Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-sys.path.insert(0, str(HERE))
-
-import jobspec  # noqa: E402
-
-HASHD_JOB = REPO / "nomad" / "hashd.nomad.hcl"
-EDGE_JOB = REPO / "nomad" / "hashd-edge.nomad.hcl"
-
-
-def parse_many(paths):
-    """HashiCorp's HCL parser (npm @cdktf/hcl2json) over several files in one process:
-    {path: (JSON, None) or (None, the parser's error)}."""
-    result = subprocess.run(["node", str(HERE / "hcl2json.js"), "--many", *map(str, paths)],
-                            capture_output=True, text=True, timeout=300, cwd=HERE, check=True)
-    out = json.loads(result.stdout)
-    return {p: (out[str(p)].get("json"), out[str(p)].get("error")) for p in paths}
-
-
-def parse_hcl(path):
-    return parse_many([path])[path]
-
-
-def check_parsed(parsed, error, overrides=None):
-    """The schema check of one parse result: (errors, jobs); a syntax error comes alone."""
-    if error:
-        return [f"syntax: {error}"], {}
-    return jobspec.check(parsed, overrides)
-
-
-def validate(path, overrides=None):
-    """Parse + schema check of one file: (errors, jobs)."""
-    return check_parsed(*parse_hcl(path), overrides)
+# tests/nomad's own modules; pytest puts this folder (no __init__.py) on the path.
+from hcl import HERE, REPO
 
 
 @pytest.fixture(scope="session")

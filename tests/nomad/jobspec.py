@@ -141,8 +141,8 @@ SERVICE = block({
     "canary_meta": (MAP_BLOCK, False), "tagged_addresses": (MAP_BLOCK, False)})
 PORT = block({"static": "int", "to": "int", "host_network": "str"})
 NETWORK = block({"mode": "str", "hostname": "str", "mbits": "int"},
-                {"port": (PORT, True), "dns": (block({"servers": "list", "searches": "list",
-                                                       "options": "list"}), False)})
+                {"port": (PORT, True),
+                 "dns": (block({"servers": "list", "searches": "list", "options": "list"}), False)})
 UPDATE = block({
     "max_parallel": "int", "health_check": "str", "min_healthy_time": "dur",
     "healthy_deadline": "dur", "progress_deadline": "dur", "auto_revert": "bool",
@@ -561,7 +561,8 @@ def validate_job(name, job, where, err):
         for network in g.get("network", []):
             for label, port in network.get("port", {}).items():
                 if not PORT_LABEL.match(label):
-                    err(f"{here}.network.port.{label}", "Port label may only contain alphanumeric characters and underscores")
+                    err(f"{here}.network.port.{label}",
+                        "Port label may only contain alphanumeric characters and underscores")
                 for field in ("static", "to"):
                     if field in port and not 0 <= port[field] <= 65535:
                         err(f"{here}.network.port.{label}", f"{field} port out of range")

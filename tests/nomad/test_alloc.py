@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from allocation import Allocation, free_port
-from conftest import EDGE_JOB, HASHD_JOB, check_parsed, parse_many
+from hcl import EDGE_JOB, HASHD_JOB, check_parsed, parse_many
 
 # The address the client sends from when it goes through HAProxy: not HAProxy's (127.0.0.1),
 # so nginx's log shows whether X-Forwarded-For was believed from the trusted proxy.
@@ -234,6 +234,7 @@ def test_haproxy_balances_onto_the_allocation_with_the_clients_address(edge_allo
     crt, _ = certificate
     port = edge_alloc.ports["https"]
     # HAProxy marks the server up after `rise` successful /readyz checks.
+
     def answered():
         try:
             return _post_from(CLIENT_ADDRESS, port, crt).status_code == 200
@@ -251,8 +252,8 @@ def test_haproxy_balances_onto_the_allocation_with_the_clients_address(edge_allo
                    for line in access_log(hashd_alloc).splitlines() if line.startswith("{"))
 
     hashd_alloc.wait_until(logged, "nginx's access line of the request", timeout=30)
-    line = next(json.loads(l) for l in access_log(hashd_alloc).splitlines()
-                if l.startswith("{") and json.loads(l).get("request_id") == request_id)
+    line = next(json.loads(entry) for entry in access_log(hashd_alloc).splitlines()
+                if entry.startswith("{") and json.loads(entry).get("request_id") == request_id)
     # The client's own address, not HAProxy's, and not the forged header.
     assert line["client"] == CLIENT_ADDRESS, line
     assert line["peer"] == "127.0.0.1"

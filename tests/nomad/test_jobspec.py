@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import EDGE_JOB, HASHD_JOB, HERE, REPO, check_parsed, parse_many
+from hcl import EDGE_JOB, HASHD_JOB, HERE, REPO, check_parsed, parse_many
 
 
 def test_the_parser_lockfile_records_no_download_addresses():
@@ -23,8 +23,6 @@ def test_the_job_file_is_generated_from_the_nginx_templates():
     result = subprocess.run([str(REPO / "nomad" / "generate"), "--check"], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-
-
 
 
 # (what is broken, text in hashd.nomad.hcl, its replacement, what Nomad would say)
@@ -65,7 +63,8 @@ BROKEN = [
      "maximum count must not be less than minimum"),
     ("an Autoscaler strategy that does not exist", 'strategy "target-value"',
      'strategy "target-velocity"', "unknown Autoscaler strategy"),
-    ("signal change_mode without a signal", 'change_signal = "SIGHUP"\n        data          = "{{ with nomadVar \\"nomad/jobs/hashd\\" }}{{ .tls_crt }}',
+    ("signal change_mode without a signal",
+     'change_signal = "SIGHUP"\n        data          = "{{ with nomadVar \\"nomad/jobs/hashd\\" }}{{ .tls_crt }}',
      'data          = "{{ with nomadVar \\"nomad/jobs/hashd\\" }}{{ .tls_crt }}',
      "Must specify signal value"),
     ("an exec config key exec does not have", '"--instance=1"]', '"--instance=1"]\n        image = "hashd"',

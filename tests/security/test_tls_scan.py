@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from hashd_stack import Stack
+from harness.hashd_stack import Stack
 
 GATED = {"MEDIUM", "HIGH", "CRITICAL", "FATAL"}
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the VM suite (tests/vm/run) and the cluster suite (tests/cluster/run),
 # in the manner of systemd's test/units/util.sh: a suite sources this file, builds its
 # lab with the calls below, then sources one file per scenario whose checks are named.
@@ -210,6 +211,8 @@ vm_stop() {
 on_vm() {
     local name=$1
     shift
+    # The command is the caller's, expanded here and run there (as ssh does).
+    # shellcheck disable=SC2029
     ssh "${ssh_opts[@]}" "root@${vm_ip[$name]}" "$@"
 }
 
@@ -244,6 +247,7 @@ lab_playbook_failed() {
     grep -B2 -A10 'fatal:' "$out" | head -60
     for name in "$@"; do
         echo "--- $name: failed units"
+        # shellcheck disable=SC2016 # expanded by the VM's shell, not this one
         on_vm "$name" 'systemctl --failed --no-legend; for u in $(systemctl --failed --no-legend --plain | cut -d" " -f1); do journalctl -u "$u" -n 15 --no-pager; done' 2>&1 | tail -40
     done
 }

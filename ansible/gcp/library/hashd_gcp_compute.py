@@ -2,8 +2,7 @@
 # -*- coding: utf-8 -*-
 # hashd's one project module for the Compute API calls that google.cloud 1.1.3 cannot make.
 #
-# Why it exists (see NOTES.md in the project's shared notes, and ansible/gcp/README section
-# "Deploy to Google Cloud"): google.cloud 1.1.3 has no Cloud Armor, no Google-managed
+# Why it exists (docs/gcp.md): google.cloud 1.1.3 has no Cloud Armor, no Google-managed
 # certificates, no MIG `versions`/`updatePolicy`, and its regional MIG and autoscaler modules
 # update with PUT paths that Compute v1 does not have, so any change after creation breaks the
 # next run. This module makes exactly those calls, reusing the collection's own HTTP and auth
@@ -28,13 +27,15 @@ options:
       - Which collection. C(securityPolicies) (Cloud Armor; rules are reconciled one by one with
         addRule, patchRule and removeRule, which is the only way the API changes them),
         C(sslCertificates) (a Google-managed certificate; immutable, a new domain list needs a
-        new name), C(instanceTemplates) (immutable: a new version or setting is a new name;
-        google.cloud 1.1.3's module cannot set a boot disk type on a template), C(regionInstanceGroupManagers) (with versions and updatePolicy; PATCH),
+        new name), C(instanceTemplates) (immutable, a new version or setting is a new name;
+        google.cloud 1.1.3's module cannot set a boot disk type on a template),
+        C(regionInstanceGroupManagers) (with versions and updatePolicy; PATCH),
         C(regionAutoscalers) (PATCH ...autoscalers?autoscaler=NAME),
         C(backendServices) (only to attach I(security_policy) with setSecurityPolicy).
     type: str
     required: true
-    choices: [securityPolicies, sslCertificates, instanceTemplates, regionInstanceGroupManagers, regionAutoscalers, backendServices]
+    choices: [securityPolicies, sslCertificates, instanceTemplates, regionInstanceGroupManagers,
+              regionAutoscalers, backendServices]
   name:
     description: The resource's name.
     type: str
@@ -47,8 +48,8 @@ options:
     default: {}
   create_only:
     description:
-      - Fields sent only when the resource is created, never compared afterwards: a MIG's
-        initial targetSize (then the autoscaler or I(resize) owns it) and its zones.
+      - Fields sent only when the resource is created, never compared afterwards, such as a
+        MIG's initial targetSize (then the autoscaler or I(resize) owns it) and its zones.
     type: dict
     default: {}
   resize:
@@ -93,7 +94,9 @@ EXAMPLES = r"""
     name: hashd
     body:
       baseInstanceName: hashd
-      versions: [{name: "1.2.0", instanceTemplate: "https://www.googleapis.com/compute/v1/projects/p/global/instanceTemplates/hashd-1-2-0-abc123"}]
+      versions:
+        - name: "1.2.0"
+          instanceTemplate: "https://www.googleapis.com/compute/v1/projects/p/global/instanceTemplates/hashd-1-2-0"
       updatePolicy: {type: PROACTIVE, minimalAction: REPLACE, maxUnavailable: {fixed: 0}, maxSurge: {fixed: 3}}
     wait_stable: true
 """
@@ -110,9 +113,10 @@ operations:
   elements: str
 """
 
-import time
+# Ansible's module layout: the documentation strings first, then the imports.
+import time  # noqa: E402
 
-from ansible_collections.google.cloud.plugins.module_utils.gcp_utils import GcpModule, GcpSession
+from ansible_collections.google.cloud.plugins.module_utils.gcp_utils import GcpModule, GcpSession  # noqa: E402
 
 BASE = "https://compute.googleapis.com/compute/v1/"
 # Self links come back on this host; references may use either.
@@ -205,7 +209,8 @@ class Compute(object):
         deadline = time.time() + self.module.params["wait_timeout"]
         while op.get("status") != "DONE":
             if time.time() > deadline:
-                self.module.fail_json(msg="operation %s not done after %ss" % (op.get("name"), self.module.params["wait_timeout"]))
+                self.module.fail_json(msg="operation %s not done after %ss"
+                                      % (op.get("name"), self.module.params["wait_timeout"]))
             time.sleep(self.module.params["poll_interval"])
             op = self.call("get", op["selfLink"])
         if op.get("error"):
@@ -247,7 +252,8 @@ def wait_stable(cx):
         if status.get("isStable") and status.get("versionTarget", {}).get("isReached"):
             return group
         if time.time() > deadline:
-            module.fail_json(msg="group %s not stable on its versions after %ss" % (module.params["name"], module.params["wait_timeout"]),
+            module.fail_json(msg="group %s not stable on its versions after %ss"
+                             % (module.params["name"], module.params["wait_timeout"]),
                              status=status, current_actions=group.get("currentActions"))
         time.sleep(module.params["poll_interval"])
 
@@ -255,7 +261,9 @@ def wait_stable(cx):
 def main():
     module = GcpModule(
         argument_spec=dict(
-            resource=dict(required=True, type="str", choices=["securityPolicies", "sslCertificates", "instanceTemplates", "regionInstanceGroupManagers", "regionAutoscalers", "backendServices"]),
+            resource=dict(required=True, type="str",
+                          choices=["securityPolicies", "sslCertificates", "instanceTemplates",
+                                   "regionInstanceGroupManagers", "regionAutoscalers", "backendServices"]),
             name=dict(required=True, type="str"),
             body=dict(type="dict", default={}),
             create_only=dict(type="dict", default={}),
@@ -291,7 +299,8 @@ def main():
         ensure_security_policy(cx, have, want)
     elif differs(want, have):
         if p["resource"] in ("sslCertificates", "instanceTemplates"):
-            module.fail_json(msg="%s %s exists with other settings; it is immutable, give the new one a new name" % (p["resource"], p["name"]))
+            module.fail_json(msg="%s %s exists with other settings; it is immutable, give the new one a new name"
+                             % (p["resource"], p["name"]))
         elif p["resource"] == "regionAutoscalers":
             # Compute v1 updates a regional autoscaler on the collection, naming it in the query.
             cx.write("patch", cx.collection, "patch", want, params={"autoscaler": p["name"]})

@@ -1,3 +1,6 @@
+# Sourced by tests/cluster/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # Deploy: one playbook run provisions the store, the three hashd VMs and the LB from one
 # inventory; the LB answers through the client namespace.
 
@@ -18,7 +21,7 @@ on_vm lb cat /etc/haproxy/lb.crt >"$work/lb.crt"
 
 up=0
 for name in "${members[@]}"; do
-    s=$(wait_lb "$name" UP 30) && up=$((up + 1))
+    wait_lb "$name" UP 30 >/dev/null && up=$((up + 1))
 done
 status=$(ip netns exec "$client_ns" curl -sS --max-time 10 --cacert "$work/lb.crt" \
     -H 'Content-Type: application/json' --data-binary '{"password":"through-the-lb"}' \

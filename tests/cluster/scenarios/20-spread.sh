@@ -1,3 +1,6 @@
+# Sourced by tests/cluster/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # Spread: under steady load every VM serves a share (read from each VM's own /metrics).
 
 before=()

@@ -1,3 +1,6 @@
+# Sourced by tests/cluster/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # A VM dies (its nspawn killed: no shutdown, no FIN from its processes' clean exit) under
 # load: the LB stops sending to it within its health check's fall time, client errors are
 # at most what the VM had in flight (the LB replays requests whose connection failed), and
@@ -13,7 +16,6 @@ log "killed $victim (the LB showed ${inflight:-?} requests in flight there)"
 detect=$(wait_lb "$victim" DOWN 30)
 figure "$victim killed: the LB marked it DOWN after ${detect} s (fall 2 x 2 s checks; ${inflight:-?} requests were in flight there)"
 sleep 3
-t_boot=$(date +%s.%N)
 vm_boot "$victim"
 rejoin=$(wait_lb "$victim" UP 90)
 figure "$victim rebooted: back UP in the LB ${rejoin} s after its nspawn started"

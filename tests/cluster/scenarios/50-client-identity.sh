@@ -1,3 +1,6 @@
+# Sourced by tests/cluster/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # Client identity behind the LB: the VMs' logs and rate limits see the client's own
 # address (the LB's X-Forwarded-For, believed from the LB alone), a forged X-Forwarded-For
 # is not believed, /metrics is not reachable through the LB, and the LB's Cloud Armor-like
@@ -33,7 +36,7 @@ lbcurl --interface "$a" --parallel --parallel-max 12 -H 'X-Forwarded-For: '"$b" 
     -o /dev/null -w '%{http_code}\n' "${urls[@]}" >"$work/flood-a.txt" 2>/dev/null &
 flood=$!
 : >"$work/slow-b.txt"
-for i in $(seq 1 5); do
+for _ in $(seq 1 5); do
     lbcurl --interface "$b" -H 'Content-Type: application/json' --data-binary '{"password":"slow"}' \
         -o /dev/null -w '%{http_code}\n' "https://$lb_public/v1/hash" >>"$work/slow-b.txt" 2>/dev/null
     sleep 0.3

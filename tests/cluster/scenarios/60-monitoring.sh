@@ -1,3 +1,6 @@
+# Sourced by tests/cluster/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # Monitoring: the Prometheus on the LB VM scrapes every hashd VM from the target list the
 # playbook wrote, and the pool-wide request count and rate it computes match the load sent.
 

@@ -1,3 +1,6 @@
+# Sourced by tests/cluster/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # Scale out: a fourth VM is added to the inventory and one playbook run (limited to the new
 # VM and the LB, as an operator would) provisions it and adds it to the LB, under load, with
 # 0 client errors; it then takes traffic.

@@ -1,3 +1,6 @@
+# Sourced by tests/cluster/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # Scale in: vm4 is drained (its /readyz answers 503 draining, the LB takes it out, its
 # requests finish), removed from the inventory, and one playbook run removes it from the
 # LB; then it is powered off. 0 client errors throughout.

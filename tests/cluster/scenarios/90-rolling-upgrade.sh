@@ -1,3 +1,6 @@
+# Sourced by tests/cluster/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # Rolling upgrade: the .deb of the next version (built by this suite with a bumped
 # version) rolled across the group one VM at a time (drain, upgrade, health, undrain) by
 # ansible/rolling-upgrade.yml under load: 0 client errors, and hashd_build_info shows the
@@ -5,6 +8,7 @@
 
 log "waiting for the $next_version package build"
 wait "$next_build"
+# shellcheck disable=SC2012 # one file named by dpkg, no odd characters
 next_deb=$(ls -1 "$next_dir"/hashd_"$next_version"_*.deb 2>/dev/null | head -1)
 if [ -z "$next_deb" ]; then
     tail -20 "$work/next-deb.log"
@@ -21,6 +25,7 @@ else
         fail playbook "the rolling upgrade failed"
     fi
     # The inventory names the new package from now on (a later run must not downgrade).
+    # shellcheck disable=SC2034 # read by tests/cluster/run's write_inventory
     hashd_deb_path=$next_deb
     write_inventory "${members[@]}"
     sleep 2

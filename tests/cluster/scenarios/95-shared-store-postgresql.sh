@@ -1,5 +1,11 @@
+# Sourced by tests/cluster/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # The shared-store checks again, with the group switched to PostgreSQL by a playbook run.
+# shellcheck source=../store.sh
 source "$here/store.sh"
+# Read by tests/cluster/run's write_inventory.
+# shellcheck disable=SC2034
 store_kind=postgresql
 write_inventory "${members[@]}"
 if lab_playbook "$work/to-postgresql.log" "$inventory" site.yml --limit store,hashd; then

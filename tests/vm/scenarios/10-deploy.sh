@@ -1,4 +1,7 @@
-# Deploy: the operator's command (README "Deploy") provisions both VMs, and a second run
+# Sourced by tests/vm/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
+# Deploy: the operator's command (docs/operations.md "Deploy to VMs") provisions both VMs, and a second run
 # changes nothing (the roles are idempotent).
 
 log "ansible-playbook (first run)"

@@ -1,3 +1,6 @@
+# Sourced by tests/vm/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # Each VM answers POST /v1/hash over HTTPS with a hash that verifies; the request shows in
 # the app's journal and nginx's access log under its request id, and the password nowhere.
 

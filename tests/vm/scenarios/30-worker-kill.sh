@@ -1,3 +1,6 @@
+# Sourced by tests/vm/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # kill -9 of one worker under load: systemd restarts it, nginx retries elsewhere.
 
 name=vm1

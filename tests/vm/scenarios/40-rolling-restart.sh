@@ -1,3 +1,6 @@
+# Sourced by tests/vm/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # Rolling restart under load: one instance at a time, each back (Type=notify) before the
 # next, while four clients send concurrently (requests really are in flight when a process
 # stops). Four loops 0.5 s apart stay under the per-client limit (10/s, burst 20).

@@ -1,3 +1,6 @@
+# Sourced by tests/vm/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # The systemd watchdog restarts a wedged worker. SIGSTOP freezes every thread of hashd@2,
 # the one that sends WATCHDOG=1 included; after WatchdogSec (20 s) systemd sends
 # WatchdogSignal (SIGABRT) followed by SIGCONT, so even a stopped process dies, and

@@ -1,10 +1,13 @@
+# Sourced by tests/vm/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # An abusive client in its own namespace, on the legacy route (the password is in the URL):
 # rate-limited (429), then banned by fail2ban, which counts the 429s in nginx's access log;
 # its password is in no journal entry; other clients are still served.
 
 hammer_pw="hammer-$run_id-pw"
 urls=()
-for i in $(seq 1 80); do urls+=("https://$vm1_client_side_ip/gethash/$hammer_pw/"); done
+for _ in $(seq 1 80); do urls+=("https://$vm1_client_side_ip/gethash/$hammer_pw/"); done
 ip netns exec "$client_ns" curl -sk --max-time 20 --parallel --parallel-max 8 \
     -o /dev/null -w '%{http_code}\n' "${urls[@]}" >"$work/hammer.txt" 2>/dev/null
 n429=$(grep -c '^429$' "$work/hammer.txt")

@@ -1,3 +1,6 @@
+# Sourced by tests/vm/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # Sandbox scores of hashd's unit and of nginx with the role's drop-in, from the VM's own
 # systemd; the settings file's mode (it may hold the store's password).
 

@@ -1,3 +1,6 @@
+# Sourced by tests/vm/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 # MultiVAC on a deployed VM: the hashd role runs hashd-worker.service (active, enabled,
 # sandboxed), a datum posted over HTTPS becomes the answer of GET /multivac, the journal
 # names the datum by id only, and a kill -9 of the worker is restarted by systemd. Each VM

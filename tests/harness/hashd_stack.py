@@ -78,12 +78,12 @@ class Stack:
             r = stack.get("/gethash/pw/")
 
     app_env: HASHD_* settings for the app (HASHD_THREADS also sizes nginx's max_conns).
-    nginx: overrides of the nginx role's defaults (ansible/roles/nginx/defaults/main.yml), without the "hashd_nginx_" prefix. A test
-    stack starts from TEST_NGINX below, which moves two kinds of limits out of the way:
-    the per-client limits (every test client is 127.0.0.1, and a suite of quick requests
-    would trip them by accident) and nginx's timeout for the app's answer (a wall-clock
-    limit; on a loaded machine a cost-12 hash can take seconds). A test of a limit sets
-    it itself.
+    nginx: overrides of the nginx role's defaults (ansible/roles/nginx/defaults/main.yml),
+    without the "hashd_nginx_" prefix. A test stack starts from TEST_NGINX below, which
+    moves two kinds of limits out of the way: the per-client limits (every test client is
+    127.0.0.1, and a suite of quick requests would trip them by accident) and nginx's timeout
+    for the app's answer (a wall-clock limit; on a loaded machine a cost-12 hash can take
+    seconds). A test of a limit sets it itself.
     ready_path: what must answer 200 before the stack counts as started (/healthz for a
     stack whose store is meant to be down).
     workers: hashd-worker processes run-local starts and supervises (MultiVAC queue

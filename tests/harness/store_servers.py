@@ -19,7 +19,7 @@ import signal
 import subprocess
 import tempfile
 
-from hashd_stack import free_port, wait_for
+from .hashd_stack import free_port, wait_for
 
 PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
 START_TIMEOUT_S = 60.0
