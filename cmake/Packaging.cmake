@@ -37,7 +37,9 @@ install(DIRECTORY nginx/ DESTINATION ${CMAKE_INSTALL_DATADIR}/hashd/nginx
         FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ
         DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
                               WORLD_READ WORLD_EXECUTE
-        FILES_MATCHING PATTERN "*.j2" PATTERN "README.md")
+        FILES_MATCHING PATTERN "*.j2" PATTERN "README.md"
+        # Importing the renderer (nginx_render.py) leaves a bytecode cache beside it.
+        PATTERN "__pycache__" EXCLUDE)
 
 # Debian's files of the package live in packaging/debian/ (maintainer scripts, conffiles,
 # lintian overrides, copyright, the changelog template and help2man's extra sections).
@@ -70,6 +72,11 @@ add_custom_target(hashd-package-docs ALL
 install(FILES ${HASHD_DEBIAN_DIR}/copyright ${HASHD_PKG_DIR}/doc/changelog.gz
         DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/hashd
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+# The operator's documentation (docs/*.md: settings, operations, persistence, ...), which the
+# units' Documentation= point at beside the man pages.
+install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/hashd
+        FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ
+        FILES_MATCHING PATTERN "*.md")
 install(FILES ${HASHD_PKG_DIR}/hashd-fcgi.1.gz ${HASHD_PKG_DIR}/hashd-worker.1.gz
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)

@@ -6,8 +6,8 @@
 #include <string_view>
 
 // The settings table below is the one place a setting is described. Everything a user reads
-// about settings is generated from it: --help, the README's settings table
-// (--settings-markdown, compared with README.md by a unit test) and the commented defaults of
+// about settings is generated from it: --help, docs/settings.md's settings table
+// (--settings-markdown, compared with that file by a unit test) and the commented defaults of
 // /etc/default/hashd (--print-defaults-file, run by the build). Defaults are never written as
 // text: they are read from a default-constructed Config, so a changed default in config.h
 // changes every document at the next build.
@@ -89,7 +89,7 @@ const std::vector<Setting>& Settings() {
         NumberSetting("threads", &Config::threads, 1, 256,
                       "hashing threads per process; with P = cores, one hash per core "
                       "(`bench/README.md` measured one single-thread process per CPU as the "
-                      "best; see \"Capacity and overload\" in the README)"),
+                      "best; see \"Capacity and overload\" in docs/operations.md)"),
         NumberSetting("accept-threads", &Config::accept_threads, 1, 256,
                       "threads per process that accept, parse and admit requests and answer "
                       "those that do not hash (probes, messages) themselves, so a probe never "
@@ -231,7 +231,7 @@ std::string ConfigHelp() {
     }
     out << "\n  --help                 this text\n"
            "  --version              print the version\n"
-           "  --settings-markdown    the settings as the README's Markdown table\n"
+           "  --settings-markdown    the settings as docs/settings.md's Markdown table\n"
            "  --print-defaults-file  the settings as commented VAR=default lines\n";
     return out.str();
 }

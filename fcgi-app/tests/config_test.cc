@@ -75,15 +75,15 @@ TEST(Config, DefaultsFileLinesLoadToTheDefaults) {
     EXPECT_TRUE(loaded.value() == Config{});
 }
 
-// README.md's settings table is the output of `hashd-fcgi --settings-markdown`. When this
-// fails, replace the table under "## Settings" with that output.
-TEST(Config, ReadmeSettingsTableIsGeneratedFromTheCode) {
-    std::ifstream readme(HASHD_SOURCE_DIR "/README.md");
-    ASSERT_TRUE(readme.is_open());
+// docs/settings.md's settings table is the output of `hashd-fcgi --settings-markdown`. When
+// this fails, replace the table under "## The app's settings" with that output.
+TEST(Config, DocsSettingsTableIsGeneratedFromTheCode) {
+    std::ifstream doc(HASHD_SOURCE_DIR "/docs/settings.md");
+    ASSERT_TRUE(doc.is_open());
     std::string table;  // the first table of the section
     bool in_section = false;
-    for (std::string line; std::getline(readme, line);) {
-        if (line.starts_with("## ")) in_section = line == "## Settings";
+    for (std::string line; std::getline(doc, line);) {
+        if (line.starts_with("## ")) in_section = line == "## The app's settings";
         if (!in_section) continue;
         if (line.starts_with("|"))
             table += line + "\n";
@@ -91,8 +91,8 @@ TEST(Config, ReadmeSettingsTableIsGeneratedFromTheCode) {
             break;
     }
     EXPECT_EQ(table, SettingsMarkdown())
-        << "README.md's settings table differs from the code; paste the output of "
-           "`build/fcgi-app/hashd-fcgi --settings-markdown` under \"## Settings\"";
+        << "docs/settings.md's settings table differs from the code; paste the output of "
+           "`build/fcgi-app/hashd-fcgi --settings-markdown` under \"## The app's settings\"";
 }
 
 }  // namespace
