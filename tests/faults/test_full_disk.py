@@ -3,7 +3,7 @@
 The LMDB directory lives on a small tmpfs (`mount -t tmpfs -o size=...`) that the test
 mounts and unmounts itself; a filler file takes most of it. The map (HASHD_LMDB_MAP_SIZE)
 is far larger than the filesystem, so what runs out is the disk, not the map: LMDB's
-pwrite of new pages fails with ENOSPC. What must hold (DESIGN.md "Messages", docs/persistence.md "When
+pwrite of new pages fails with ENOSPC. What must hold (docs/persistence.md "When
 the store is down or full"): POST /messages answers 507 store_full, nothing is corrupted
 (`mdb_stat` reads the environment and counts exactly the acknowledged messages, each of
 which reads back intact), reads keep working, and writes resume, without a restart, once

@@ -1,6 +1,6 @@
 """kill -9 of the FastCGI workers, in a loop, under a bounded concurrent client load.
 
-What must hold (DESIGN.md "Process model", "Messages"): no client sees an error, because
+What must hold (docs/operations.md, docs/persistence.md): no client sees an error, because
 nginx retries a request whose process died on the other socket (fastcgi_next_upstream
 ... non_idempotent; hashing and the idempotent message write are safe to repeat), and no
 acknowledged (201) message is lost: every one is read back afterwards.

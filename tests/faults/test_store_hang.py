@@ -2,7 +2,7 @@
 
 A frozen server is the nasty case: its kernel still accepts TCP connections and buffers
 what is sent, so nothing fails fast; only hashd's own timeout (HASHD_STORE_TIMEOUT_MS) can
-end a request. What must hold (DESIGN.md "Messages", docs/persistence.md "When the store is down"):
+end a request. What must hold (docs/persistence.md "When the store is down"):
 /messages answers 503 store_unavailable within the store timeout, hashing keeps working,
 /healthz stays 200, and after SIGCONT everything recovers without a restart.
 

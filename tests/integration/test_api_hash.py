@@ -1,7 +1,7 @@
 """The password-hashing API end to end: client -> nginx (TLS, HTTP/2) -> hashd-fcgi.
 
 Every hash is checked with an independent bcrypt implementation (Debian's python3-bcrypt),
-and every error with the JSON shape DESIGN.md promises. The passwords used here are
+and every error with the JSON shape docs/api.md documents. The passwords used here are
 collected and searched for in every log of the stack when the module ends.
 """
 

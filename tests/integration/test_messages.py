@@ -1,4 +1,4 @@
-"""The Messages API (DESIGN.md "Messages"), the same suite against each store backend.
+"""The Messages API (docs/api.md "Messages"), the same suite against each store backend.
 
 Each backend's server (redis-server, a PostgreSQL cluster; LMDB is a directory) is started
 by the test on loopback in a temporary directory and stopped by PID (store_servers.py). One

@@ -1,5 +1,5 @@
-"""The Messages API when things break, against each store backend (DESIGN.md "Messages",
-issue 3): kill -9 of every FastCGI process right after a batch of 201s, the store stopped
+"""The Messages API when things break, against each store backend
+(docs/persistence.md): kill -9 of every FastCGI process right after a batch of 201s, the store stopped
 mid-run and at start-up (503 + Retry-After, /readyz 503, hashing unaffected, recovery without
 a restart), and a full LMDB map (507, reads still served).
 

@@ -1,5 +1,5 @@
-"""What a hostile client can do with paths, errors and probes (issue 9, findings 1, 2, 3, 6,
-the 413 and TRACE of 8), against the real stack: nginx and the app agree on what a path is,
+"""What a hostile client can do with paths, errors and probes (non-canonical
+paths, nginx's own refusals, the 413 and TRACE), against the real stack: nginx and the app agree on what a path is,
 secrets reach no log in any spelling, nginx's own errors are the JSON error shape, and the
 probes are limited for everyone but the health checkers.
 
