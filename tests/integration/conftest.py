@@ -7,6 +7,9 @@
     store       a real store server of each backend in turn (LMDB directory, Redis,
                 PostgreSQL: store_servers.py), removed when the test ends.
     network_store  the same for the shared backends only (Redis, PostgreSQL).
+    openapi_responses  (autouse) every response from a stack's HTTPS listener is checked
+                against docs/openapi.yaml (openapi_check.py); an undescribed status,
+                header, content type or body fails the test.
 
 Both stop their stack at the end and fail if a process died that the test did not kill,
 or if a process did not exit cleanly. A failed test keeps its stack's directory (logs,
@@ -18,6 +21,7 @@ the tests fail: an integration test that did not run did not pass.
 
 import pytest
 
+import openapi_check
 from hashd_stack import Stack, StackError
 from store_servers import open_store
 
@@ -45,6 +49,18 @@ def _finish(stack, failed, reporter_note):
         reporter_note(f"test failed; kept {stack.root} for inspection")
     else:
         stack.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def openapi_responses(monkeypatch):
+    checker = openapi_check.checker()
+    first = len(checker.problems)
+    openapi_check.install(monkeypatch, checker)
+    yield checker
+    problems = checker.problems[first:]
+    if problems:
+        pytest.fail(f"{len(problems)} responses do not match docs/openapi.yaml:\n  " +
+                    "\n  ".join(problems[:20]), pytrace=False)
 
 
 @pytest.fixture(scope="session")
