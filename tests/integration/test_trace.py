@@ -59,3 +59,18 @@ def test_traceparent_wins_over_googles_header(stack):
     r = stack.get("/healthz", headers={"traceparent": traceparent(w3c),
                                        "X-Cloud-Trace-Context": f"{google}/1;o=1"})
     assert app_line(stack, r.headers["X-Request-Id"])["logging.googleapis.com/trace"] == w3c
+
+
+def test_a_failed_store_call_is_logged_with_the_trace_id(make_stack):
+    # A Redis store nobody listens on: the write fails, and its log line (the request's, with
+    # the store's error) carries the caller's trace id.
+    from hashd_stack import free_port
+    stack = make_stack(processes=1, app_env={"HASHD_STORE": f"redis://127.0.0.1:{free_port()}/0"},
+                       ready_path="/healthz")
+    trace_id = secrets.token_hex(16)
+    r = stack.post("/messages", json={"message": "no store"},
+                   headers={"traceparent": traceparent(trace_id)})
+    assert r.status_code == 503 and r.json()["error"] == "store_unavailable", r.text
+    entry = app_line(stack, r.headers["X-Request-Id"])
+    assert entry["logging.googleapis.com/trace"] == trace_id, entry
+    assert entry["ERROR"] == "store_unavailable" and entry["severity"] == "WARNING", entry
