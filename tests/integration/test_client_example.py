@@ -63,8 +63,9 @@ def test_a_bad_request_is_an_error_not_a_retry(stack):
 
 
 def test_overload_is_retried_after_retry_after_ms_with_bounded_attempts(make_stack):
-    # One process, one hashing thread, a 300 ms queue deadline: of a burst of cost-12 hashes
-    # (~0.2 s each, more on a busy machine) most are refused at first with 503.
+    # One process, one hashing thread, a 300 ms queue deadline: of a burst of five cost-12
+    # hashes (~0.2 s each, more on a busy machine) some are refused at first with 503; with
+    # ten attempts each, the refused ones get through once the burst has drained.
     stack = make_stack(processes=1, app_env={"HASHD_THREADS": 1, "HASHD_QUEUE_DEADLINE_MS": 300})
     slept = []
     lock = threading.Lock()
@@ -75,7 +76,7 @@ def test_overload_is_retried_after_retry_after_ms_with_bounded_attempts(make_sta
         time.sleep(seconds)
 
     def one(i):
-        c = client.HashdClient(stack.url(""), verify=str(stack.cert), max_attempts=6,
+        c = client.HashdClient(stack.url(""), verify=str(stack.cert), max_attempts=10,
                                max_total_wait=30, sleep=sleep)
         try:
             c.hash(f"burst {i}", cost=12)
@@ -83,15 +84,15 @@ def test_overload_is_retried_after_retry_after_ms_with_bounded_attempts(make_sta
         except client.Unavailable:
             return "gave up", c.retries
 
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(one, range(8)))
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        results = list(pool.map(one, range(5)))
     outcomes = [o for o, _ in results]
     retries = [n for _, n in results]
     # Some were refused and retried (the overload was real), a refused one that waited got
     # through (retrying works), and no caller went past its bound.
     assert sum(retries) > 0, results
     assert any(o == "ok" and n > 0 for o, n in results), results
-    assert all(n <= 5 for n in retries), results
+    assert all(n <= 9 for n in retries), results
     # Each wait was hashd's hint plus jitter: at least the 1 ms the header can say, and
     # never the 0 of an immediate retry.
     assert slept and min(slept) > 0, slept
