@@ -10,7 +10,7 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deps build build-asan run lint test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test fault-test fault-soak gcp-test cluster-test
+.PHONY: all deps build build-asan run lint test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test fault-test fault-soak gcp-test cluster-test openapi-test
 
 all: build
 
@@ -31,7 +31,7 @@ run: build
 
 # The whole suite: lint, unit tests (plain and sanitized builds), integration tests against the
 # real local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
-test: lint unit-test integration-test monitoring-test vm-test bench-smoke nomad-test fuzz-smoke security-test admission-test fault-test gcp-test cluster-test
+test: lint unit-test integration-test monitoring-test openapi-test vm-test bench-smoke nomad-test fuzz-smoke security-test admission-test fault-test gcp-test cluster-test
 
 # shellcheck on every shell file and flake8 on every Python file (scripts/lint finds them by
 # name and shebang; settings in .shellcheckrc and .flake8). A few seconds.
@@ -53,6 +53,11 @@ multivac-test: build
 # promtool checks of the Prometheus configuration and unit tests of the alerting rules.
 monitoring-test: deps
 	tests/monitoring/run
+
+# Redocly's lint of docs/openapi.yaml (npm, pinned by tests/openapi/package-lock.json); the
+# integration suite validates every response against the same document.
+openapi-test: deps
+	tests/openapi/run
 
 # testssl.sh against the local stack (no MEDIUM+ finding), and the lint gates: ansible-lint
 # --profile production, lintian on the .deb, systemd-analyze security of the units. ~3 min.

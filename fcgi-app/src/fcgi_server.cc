@@ -38,6 +38,7 @@
 #include <thread>
 
 #include "errors.h"
+#include "http/trace_context.h"
 #include "http_tables.h"
 #include "router.h"
 #include "secret.h"
@@ -96,6 +97,9 @@ Request Parse(const FCGX_Request& fcgi) {
     request.content_type = Param(fcgi, "CONTENT_TYPE");
     request.request_id = Param(fcgi, "REQUEST_ID");
     if (request.request_id.empty()) request.request_id = NewRequestId();
+    // nginx passes every request header as HTTP_<NAME> (fastcgi_pass_request_headers is on).
+    request.trace_id =
+        RequestTraceId(Param(fcgi, "HTTP_TRACEPARENT"), Param(fcgi, "HTTP_X_CLOUD_TRACE_CONTEXT"));
     Wipe(uri);  // may hold a /gethash/ password; `request` wipes its own copies when it goes
     return request;
 }
@@ -144,7 +148,9 @@ Dispatch RunHandler(const Request& request, const Services& services, const Logg
         return RouteRequest(request, services);
     } catch (const std::exception& e) {
         logger.Log(LogLevel::kError, "handler failed",
-                   {{"REQUEST_ID", request.request_id}, {"ERROR", e.what()}});
+                   {{"REQUEST_ID", request.request_id},
+                    {"TRACE_ID", request.trace_id},
+                    {"ERROR", e.what()}});
         const Route* route = FindRoute(request);
         return {route != nullptr ? route->label : "unmatched",
                 ErrorResponse(
@@ -330,6 +336,7 @@ void FcgiServer::Answer(InFlight& flight, Dispatch dispatch) {
     services_.metrics.AddInflight(-1);
     logger_.Log(status >= 500 ? LogLevel::kWarning : LogLevel::kInfo, "request",
                 {{"REQUEST_ID", flight.request.request_id},
+                 {"TRACE_ID", flight.request.trace_id},
                  {"ROUTE", std::string(dispatch.label)},
                  {"METHOD", std::string(method)},
                  {"HTTP_STATUS", std::to_string(status)},

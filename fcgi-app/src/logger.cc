@@ -4,11 +4,11 @@
 #include <sys/uio.h>
 #include <systemd/sd-journal.h>
 
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include "text.h"
@@ -28,18 +28,44 @@ bool StderrIsJournal() {
     return st.st_dev == dev && st.st_ino == ino;
 }
 
-const char* LevelName(LogLevel level) {
+// Cloud Logging's LogSeverity names.
+const char* SeverityName(LogLevel level) {
     switch (level) {
         case LogLevel::kError:
-            return "error";
+            return "ERROR";
         case LogLevel::kWarning:
-            return "warning";
+            return "WARNING";
         case LogLevel::kInfo:
-            return "info";
+            return "INFO";
         case LogLevel::kDebug:
-            return "debug";
+            return "DEBUG";
     }
-    return "info";
+    return "INFO";
+}
+
+// Now as RFC 3339 in UTC with microseconds ("2026-12-02T14:40:00.123456Z"), what Cloud
+// Logging reads from `time`.
+void AppendTime(std::string& line) {
+    const auto now = std::chrono::system_clock::now();
+    const auto micros =
+        std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+    const std::time_t seconds = static_cast<std::time_t>(micros / 1000000);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    char text[40];
+    const std::size_t n = std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &utc);
+    std::snprintf(text + n, sizeof(text) - n, ".%06lldZ", static_cast<long long>(micros % 1000000));
+    line += text;
+}
+
+// A request without a trace id logs no TRACE_ID at all (journalctl TRACE_ID= matches none).
+bool Omitted(std::string_view field, std::string_view value) {
+    return value.empty() && field == "TRACE_ID";
+}
+
+// The JSON key of a field: Cloud Logging's own for the trace id, the field's name otherwise.
+std::string_view JsonKey(std::string_view field) {
+    return field == "TRACE_ID" ? std::string_view("logging.googleapis.com/trace") : field;
 }
 
 }  // namespace
@@ -57,7 +83,8 @@ void Logger::Log(LogLevel level, std::string_view message,
         lines.push_back("MESSAGE=" + std::string(message));
         lines.push_back("PRIORITY=" + std::to_string(static_cast<int>(level)));
         lines.push_back("SYSLOG_IDENTIFIER=" + identifier_);
-        for (const auto& [name, value] : fields) lines.push_back(std::string(name) + "=" + value);
+        for (const auto& [name, value] : fields)
+            if (!Omitted(name, value)) lines.push_back(std::string(name) + "=" + value);
         std::vector<iovec> iov;
         iov.reserve(lines.size());
         for (std::string& line : lines) iov.push_back({line.data(), line.size()});
@@ -75,20 +102,16 @@ void Logger::LogJson(LogLevel level, std::string_view message,
     // a tree of keys for it cost more than the rest of a message read.
     std::string line;
     line.reserve(256);
-    char number[32];
-    const auto now = std::chrono::system_clock::now().time_since_epoch();
-    const auto written =
-        std::to_chars(number, number + sizeof(number), std::chrono::duration<double>(now).count(),
-                      std::chars_format::fixed, 6);
-    line += "{\"ts\":";
-    line.append(number, written.ptr);
-    line += ",\"level\":\"";
-    line += LevelName(level);
-    line += "\",\"msg\":";
+    line += "{\"time\":\"";
+    AppendTime(line);
+    line += "\",\"severity\":\"";
+    line += SeverityName(level);
+    line += "\",\"message\":";
     AppendJsonString(line, message);
     for (const auto& [name, value] : fields) {
+        if (Omitted(name, value)) continue;
         line += ',';
-        AppendJsonString(line, name);
+        AppendJsonString(line, JsonKey(name));
         line += ':';
         AppendJsonString(line, value);
     }

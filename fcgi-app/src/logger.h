@@ -1,7 +1,10 @@
 #pragma once
 // Structured logs. Under journald (stderr is the journal, or HASHD_LOG=journal) each entry goes
 // through sd_journal_send with fields an operator can filter on (REQUEST_ID=, ROUTE=,
-// HTTP_STATUS=, DURATION_US=); otherwise one JSON object per line on stderr.
+// HTTP_STATUS=, DURATION_US=); otherwise one JSON object per line on stderr, with the keys of
+// Google Cloud Logging's structured logging (`severity`, `message`, `time`; a TRACE_ID field
+// becomes `logging.googleapis.com/trace`), which Nomad, container runtimes and the Ops Agent
+// parse without configuration. An empty TRACE_ID is left out of both.
 //
 // The API takes only fields the caller names, and no caller ever passes a password, a message
 // body or a raw request path (the route label is logged instead): secrets cannot reach a log.

@@ -41,7 +41,7 @@ def app_entries(stack):
         for line in path.read_text().splitlines():
             if line.startswith("{"):
                 entry = json.loads(line)
-                if entry.get("msg") == "request":
+                if entry.get("message") == "request":
                     out[entry["REQUEST_ID"]] = entry
     return out
 

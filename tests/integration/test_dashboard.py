@@ -1,0 +1,172 @@
+"""The Grafana dashboard (ansible/roles/observability/files/grafana/hashd.json) against a real
+Prometheus scraping a loaded local stack.
+
+Grafana is not installable here, so the queries are what is tested: every target of every
+panel is run (with $instance as "all" and $__rate_interval as 1m) against Debian's Prometheus,
+which scrapes the stack as the operators' job does and loads the repository's rule files. Each
+must return series, each series must carry the labels its legend names (`{{route}}` promises a
+route label), and the per-route, per-cost, per-SLO panels must show what the load exercised.
+Every metric a query names must be one the app exports (a TYPE line of its /metrics) or a
+recording rule; the test prints the name each gets in Cloud Monitoring via the Ops Agent
+(prometheus.googleapis.com/<name>/<kind>).
+"""
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import pathlib
+
+import requests
+import yaml
+
+from harness.hashd_stack import REPO, free_port, wait_for
+
+DASHBOARD = REPO / "ansible/roles/observability/files/grafana/hashd.json"
+MONITORING = REPO / "ansible/monitoring/prometheus"
+RULE_FILES = sorted((MONITORING / "rules").glob("*.yml"))
+ROUTES = {"/v1/hash", "/v1/verify", "/gethash", "/messages", "/messages/:digest"}
+
+
+def targets():
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        for target in panel.get("targets", []):
+            yield panel["title"], target
+
+
+def concrete(expr):
+    return expr.replace('instance=~"$instance"', 'instance=~".*"').replace("$__rate_interval", "1m")
+
+
+class Prometheus:
+    """Debian's Prometheus on a free loopback port, scraping one stack every second with the
+    operators' hashd job and every rule file; stopped by PID."""
+
+    def __init__(self, stack):
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="hashd-dashboard-"))
+        self.url = f"http://127.0.0.1:{free_port()}"
+        jobs = {j["job_name"]: j for j in
+                yaml.safe_load((MONITORING / "prometheus-local.yml").read_text())["scrape_configs"]}
+        job = jobs["hashd"]
+        job["static_configs"] = [{"targets": [f"localhost:{stack.https_port}"]}]
+        job["tls_config"]["ca_file"] = str(stack.cert)
+        config = self.dir / "prometheus.yml"
+        config.write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(p) for p in RULE_FILES], "scrape_configs": [job]}))
+        self.log = open(self.dir / "prometheus.log", "wb")
+        self.proc = subprocess.Popen(
+            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'data'}",
+             f"--web.listen-address={self.url.removeprefix('http://')}", "--log.level=warn"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(self._ready, 60, "prometheus to be ready")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError((self.dir / "prometheus.log").read_text())
+        try:
+            return requests.get(self.url + "/-/ready", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def query(self, promql):
+        r = requests.get(self.url + "/api/v1/query", params={"query": promql}, timeout=30)
+        body = r.json()
+        assert body["status"] == "success", (promql, body)
+        return [s["metric"] for s in body["data"]["result"]]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def load(stack):
+    """A bounded mix of every kind of request the dashboard shows."""
+    for i in range(12):
+        for cost in (4, 10):
+            r = stack.post("/v1/hash", json={"password": f"dash {i}", "cost": cost})
+            assert r.status_code == 200, r.text
+        assert stack.post("/v1/verify", json={"password": f"dash {i}",
+                                              "hash": r.json()["bcrypt"]}).status_code == 200
+        assert stack.get(f"/gethash/dash{i}/").status_code == 200
+        digest = stack.post("/messages", json={"message": f"dash {i}"}).json()["digest"]
+        assert stack.get(f"/messages/{digest}").status_code == 200
+        assert stack.get("/messages/" + "0" * 64).status_code == 404
+        assert stack.post("/v1/hash", json={"password": ""}).status_code == 400
+        assert stack.post("/multivac/data", data={"data": f"dash {i}"}).status_code == 200
+
+
+def test_every_panel_returns_the_series_it_promises(make_stack):
+    stack = make_stack(workers=1, app_env={"HASHD_COST_MIN": "4"})
+    prom = Prometheus(stack)
+    try:
+        wait_for(lambda: prom.query('up{job="hashd"} == 1'), 60, "a first scrape")
+        load(stack)
+        done = time.time()
+        # Scraped after the load, and the rules evaluated on it.
+        wait_for(lambda: [m for m in prom.query("timestamp(up)") if m] and all(
+            float(s["value"][1]) > done for s in requests.get(
+                prom.url + "/api/v1/query", params={"query": "timestamp(up)"},
+                timeout=10).json()["data"]["result"]), 60, "a scrape after the load")
+        wait_for(lambda: prom.query('slo:sli_error:ratio_rate5m{slo="hash-latency"}'), 60,
+                 "the SLO rules to be evaluated")
+
+        report, problems = [], []
+        for title, target in targets():
+            expr = concrete(target["expr"])
+            series = prom.query(expr)
+            promised = re.findall(r"\{\{\s*(\w+)\s*\}\}", target["legendFormat"])
+            shown = sorted({target["legendFormat"].replace("{{", "{").replace("}}", "}")
+                           .format(**{k: m.get(k, "?") for k in promised}) for m in series})
+            report.append(f"{title} [{target['refId']}]: {len(series)} series: {', '.join(shown)}")
+            if not series:
+                problems.append(f"{title}: {expr} returned nothing")
+            for m in series:
+                missing = [k for k in promised if k not in m]
+                if missing:
+                    problems.append(f"{title}: a series lacks {missing}: {m}")
+            got = lambda label: {m.get(label) for m in series}
+            if "route" in promised and not ROUTES <= got("route"):
+                problems.append(f"{title}: routes {sorted(got('route'))} lack some of {sorted(ROUTES)}")
+            if "cost" in promised and not {"4", "10"} <= got("cost"):
+                problems.append(f"{title}: costs {sorted(got('cost'))}, expected 4 and 10")
+            if "slo" in promised and got("slo") != {"hash-availability", "messages-availability",
+                                                    "hash-latency"}:
+                problems.append(f"{title}: SLOs {sorted(got('slo'))}")
+            if "backend" in promised and "lmdb" not in got("backend"):
+                problems.append(f"{title}: backends {sorted(got('backend'))}")
+        print("\n" + "\n".join(report))
+        assert not problems, "\n".join(problems)
+
+        # Every metric named is exported (or recorded), and its Cloud Monitoring name.
+        code, exposition = stack.status("/metrics")
+        assert code == 200
+        kinds = dict(re.findall(r"^# TYPE (\S+) (\S+)$", exposition, re.M))
+        recorded = {r["record"] for f in RULE_FILES for g in yaml.safe_load(f.read_text())["groups"]
+                    for r in g["rules"] if "record" in r}
+        used = {n for _, t in targets() for n in re.findall(r"\b([a-z_]+:[a-z0-9_:]+|(?:hashd|process)_[a-z0-9_]+)\b", t["expr"])}
+        gcp = []
+        for name in sorted(used):
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            if name in recorded:
+                gcp.append(f"{name}: recording rule (not in Cloud Monitoring: use its expression)")
+                continue
+            assert base in kinds, f"{name} is neither exported nor recorded"
+            gcp.append(f"{name}: prometheus.googleapis.com/{base}/{kinds[base]}")
+        print("\n".join(gcp))
+    finally:
+        prom.stop()
