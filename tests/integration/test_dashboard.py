@@ -139,7 +139,10 @@ def test_every_panel_returns_the_series_it_promises(make_stack):
                 missing = [k for k in promised if k not in m]
                 if missing:
                     problems.append(f"{title}: a series lacks {missing}: {m}")
-            got = lambda label: {m.get(label) for m in series}
+
+            def got(label, series=series):
+                return {m.get(label) for m in series}
+
             if "route" in promised and not ROUTES <= got("route"):
                 problems.append(f"{title}: routes {sorted(got('route'))} lack some of {sorted(ROUTES)}")
             if "cost" in promised and not {"4", "10"} <= got("cost"):
@@ -158,7 +161,8 @@ def test_every_panel_returns_the_series_it_promises(make_stack):
         kinds = dict(re.findall(r"^# TYPE (\S+) (\S+)$", exposition, re.M))
         recorded = {r["record"] for f in RULE_FILES for g in yaml.safe_load(f.read_text())["groups"]
                     for r in g["rules"] if "record" in r}
-        used = {n for _, t in targets() for n in re.findall(r"\b([a-z_]+:[a-z0-9_:]+|(?:hashd|process)_[a-z0-9_]+)\b", t["expr"])}
+        metric_name = r"\b([a-z_]+:[a-z0-9_:]+|(?:hashd|process)_[a-z0-9_]+)\b"
+        used = {n for _, t in targets() for n in re.findall(metric_name, t["expr"])}
         gcp = []
         for name in sorted(used):
             base = re.sub(r"_(bucket|sum|count)$", "", name)
