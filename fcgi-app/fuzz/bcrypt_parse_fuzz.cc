@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "bcrypt.h"
 #include "fuzz_support.h"
+#include "hashing/bcrypt.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view hash(reinterpret_cast<const char*>(data), size);

@@ -1,13 +1,13 @@
 // Admission by expected wait (admission.h), driven with a fixed model and explicit times: no
 // thread, no clock, no sleep, so every figure below is exact.
 
-#include "admission.h"
+#include "hashing/admission.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "errors.h"
+#include "http/errors.h"
 
 namespace hashd {
 namespace {

@@ -6,9 +6,9 @@
 
 #include <string>
 
-#include "json.h"
-#include "router.h"
-#include "secret.h"
+#include "api/router.h"
+#include "core/json.h"
+#include "core/secret.h"
 #include "test_support.h"
 
 namespace hashd {

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "sha256.h"
+#include "core/sha256.h"
 
 namespace hashd {
 namespace {

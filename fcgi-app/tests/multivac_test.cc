@@ -7,12 +7,12 @@
 #include <fstream>
 #include <thread>
 
-#include "multivac_handlers.h"
-#include "router.h"
+#include "api/multivac_handlers.h"
+#include "api/router.h"
+#include "metrics/worker_metrics.h"
 #include "store/lmdb_queue.h"
 #include "test_support.h"
-#include "worker.h"
-#include "worker_metrics.h"
+#include "worker/worker.h"
 
 namespace hashd {
 namespace {

@@ -1,8 +1,8 @@
-#include "router.h"
+#include "api/router.h"
 
 #include <gtest/gtest.h>
 
-#include "json.h"
+#include "core/json.h"
 #include "test_support.h"
 
 namespace hashd {

@@ -9,7 +9,7 @@
 
 #include <filesystem>
 
-#include "message_store.h"
+#include "store/message_store.h"
 #include "store/redis_store.h"
 
 namespace hashd {

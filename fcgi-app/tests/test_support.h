@@ -7,9 +7,9 @@
 #include <mutex>
 #include <vector>
 
-#include "http.h"
-#include "router.h"
-#include "services.h"
+#include "api/router.h"
+#include "api/services.h"
+#include "http/http.h"
 
 namespace hashd::testing {
 

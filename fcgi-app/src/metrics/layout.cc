@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <span>
 
-#include "router.h"
+#include "api/router.h"
 
 namespace hashd::metrics {
 namespace {

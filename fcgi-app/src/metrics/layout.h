@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "http_tables.h"
+#include "http/http_tables.h"
 
 namespace hashd::metrics {
 

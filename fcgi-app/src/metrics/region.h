@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "core/result.h"
 #include "metrics/layout.h"
-#include "result.h"
 
 namespace hashd::metrics {
 

@@ -33,7 +33,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "build_info.h"
+#include "core/build_info.h"
 #include "metrics/exposition.h"
 #include "metrics/process_stats.h"
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "metrics.h"
 #include "metrics/layout.h"
+#include "metrics/metrics.h"
 #include "metrics/region.h"
 
 namespace hashd::metrics {

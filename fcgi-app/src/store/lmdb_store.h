@@ -28,9 +28,9 @@
 #include <shared_mutex>
 #include <string>
 
-#include "message_store.h"
 #include "store/lmdb_env.h"
 #include "store/lmdb_queue.h"
+#include "store/message_store.h"
 
 namespace hashd {
 

@@ -39,9 +39,9 @@
 #include <string>
 #include <vector>
 
-#include "data_queue.h"
-#include "message_store.h"
 #include "store/backoff.h"
+#include "store/data_queue.h"
+#include "store/message_store.h"
 #include "store/per_thread.h"
 
 namespace hashd {

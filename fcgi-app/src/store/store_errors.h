@@ -9,7 +9,7 @@
 
 #include <string_view>
 
-#include "result.h"
+#include "core/result.h"
 
 namespace hashd {
 

@@ -1,8 +1,8 @@
 // OpenMessageStore: the one place that maps HASHD_STORE to a backend.
 #include <chrono>
 
-#include "message_store.h"
 #include "store/lmdb_store.h"
+#include "store/message_store.h"
 #include "store/postgres_store.h"
 #include "store/redis_store.h"
 

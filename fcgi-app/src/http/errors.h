@@ -1,0 +1,14 @@
+#pragma once
+// The one JSON error writer: every error body hashd produces has the same shape,
+// {"err_msg": "...", "error": "<code>", "request_id": "<id>"}, as nginx's own error pages do.
+
+#include <string>
+
+#include "core/result.h"
+#include "http/http.h"
+
+namespace hashd {
+
+Response ErrorResponse(const ApiError& error, const std::string& request_id);
+
+}  // namespace hashd
