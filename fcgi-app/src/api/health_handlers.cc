@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <optional>
+
 #include "core/json.h"
 #include "metrics/worker_metrics.h"
 
@@ -41,7 +43,10 @@ Result<Response> HandleReadyz(const Request&, const Services& services) {
 Result<Response> HandleMetrics(const Request&, const Services& services) {
     Response response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    response.body = services.metrics.Render() + RenderQueueMetrics(services);
+    std::optional<QueueGauges> queue;
+    if (auto stats = services.store.Queue().Stats(); stats.ok())
+        queue = QueueGauges{stats.value().depth, stats.value().oldest_enqueued_at};
+    response.body = services.metrics.Render() + RenderQueueMetrics(services.config, queue);
     return response;
 }
 

@@ -44,7 +44,7 @@ Result<Response> HandlePostMessage(const Request& request, const Services& servi
         return ApiError{400, "message_not_utf8", "The message must be valid UTF-8."};
 
     const std::string digest = Sha256Hex(message.value());
-    auto stored = TimedStore(services, "put", StoreAccess::kWrite,
+    auto stored = TimedStore(services.store, services.metrics, "put", StoreAccess::kWrite,
                              [&] { return services.store.Put(digest, message.value()); });
     if (!stored.ok()) return stored.error();
     Json::Value out(Json::objectValue);
@@ -59,7 +59,7 @@ Result<Response> HandlePostMessage(const Request& request, const Services& servi
 Result<Response> HandleGetMessage(const Request& request, const Services& services) {
     auto digest = NormalizeDigest(std::string_view(request.path).substr(kMessagesPrefix.size()));
     if (!digest) return NotFound();
-    auto found = TimedStore(services, "get", StoreAccess::kRead,
+    auto found = TimedStore(services.store, services.metrics, "get", StoreAccess::kRead,
                             [&] { return services.store.Get(*digest); });
     if (!found.ok()) return found.error();
     if (!found.value()) return NotFound();

@@ -33,7 +33,7 @@ Result<Response> HandleMultivacWelcome(const Request&, const Services&) {
 }
 
 Result<Response> HandleMultivacAnswer(const Request&, const Services& services) {
-    auto first = TimedStore(services, "first", StoreAccess::kRead,
+    auto first = TimedStore(services.store, services.metrics, "first", StoreAccess::kRead,
                             [&] { return services.store.Queue().First(); });
     if (!first.ok()) return first.error();
     if (!first.value()) return Html(kInsufficient);
@@ -51,7 +51,7 @@ Result<Response> HandleMultivacData(const Request& request, const Services& serv
     // It is served back as a UTF-8 page: refuse what could not be one.
     if (!IsValidUtf8(data.value()))
         return ApiError{400, "data_not_utf8", "The field \"data\" must be valid UTF-8."};
-    auto queued = TimedStore(services, "enqueue", StoreAccess::kWrite,
+    auto queued = TimedStore(services.store, services.metrics, "enqueue", StoreAccess::kWrite,
                              [&] { return services.store.Queue().Enqueue(data.value()); });
     if (!queued.ok()) return queued.error();
     Response response;

@@ -71,6 +71,12 @@ std::span<const Route> Routes() {
     return kRoutes;
 }
 
+std::vector<RouteKey> RouteKeys() {
+    std::vector<RouteKey> keys;
+    for (const Route& route : kRoutes) keys.push_back({route.label, route.method});
+    return keys;
+}
+
 bool IsCanonicalPath(std::string_view path) {
     if (!path.starts_with('/')) return false;
     const std::size_t data_offset = DataSegmentOffset(path);

@@ -4,6 +4,7 @@
 
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "api/services.h"
 #include "http/http.h"
@@ -29,6 +30,10 @@ struct Route {
 };
 
 std::span<const Route> Routes();
+
+// The routes as the metrics count them (label and method), in the table's order: what
+// Metrics::Open lays its counters out for.
+std::vector<RouteKey> RouteKeys();
 
 struct Dispatch {
     std::string_view label;  // "unmatched" for 404s

@@ -5,6 +5,7 @@
 // the whole pool of processes on this VM, not only of this process.
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -13,14 +14,23 @@
 
 namespace hashd {
 
+// A route as the metrics count it: its label (e.g. "/messages/:digest", never the raw path) and
+// the method it serves. The metrics keep the views: they must outlive the Metrics (the
+// router's table is static).
+struct RouteKey {
+    std::string_view label;
+    std::string_view method;
+};
+
 class Metrics {
   public:
-    // Maps (creating if needed) the shared region config.runtime_dir + "/metrics.shm" and
-    // claims the slot of config.instance. A restarted process takes its old slot back, so
-    // counters never go backwards while the VM is up. Fails (500, "metrics_unavailable") when
-    // the directory is missing or not writable, or ("metrics_slot_taken") when another live
-    // process holds the same instance's slot for ~3 s.
-    static Result<std::unique_ptr<Metrics>> Open(const Config& config);
+    // Maps (creating if needed) the shared region config.runtime_dir + "/metrics.shm", laid out
+    // for `routes` (the router's, in its order), and claims the slot of config.instance. A
+    // restarted process takes its old slot back, so counters never go backwards while the VM is up.
+    // Fails (500, "metrics_unavailable") when the directory is missing or not writable, or
+    // ("metrics_slot_taken") when another live process holds the same instance's slot for ~3 s.
+    static Result<std::unique_ptr<Metrics>> Open(const Config& config,
+                                                 std::span<const RouteKey> routes);
     virtual ~Metrics() = default;
 
     virtual void RecordRequest(std::string_view route, std::string_view method, int status,

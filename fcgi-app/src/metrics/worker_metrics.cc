@@ -109,9 +109,9 @@ Status WriteFileAtomically(const std::string& path, std::string_view text) {
     return Ok{};
 }
 
-std::string RenderQueueMetrics(const Services& services) {
+std::string RenderQueueMetrics(const Config& config, const std::optional<QueueGauges>& queue) {
     std::string file;
-    if (std::ifstream in(WorkerMetricsPath(services.config), std::ios::binary); in) {
+    if (std::ifstream in(WorkerMetricsPath(config), std::ios::binary); in) {
         std::ostringstream content;
         content << in.rdbuf();
         file = content.str();
@@ -125,9 +125,8 @@ std::string RenderQueueMetrics(const Services& services) {
     out += "# HELP hashd_worker_up 1 while hashd-worker reports in (within " +
            Number(kWorkerStaleAfter) + " s).\n# TYPE hashd_worker_up gauge\nhashd_worker_up " +
            (up ? "1" : "0") + "\n";
-    auto stats = services.store.Queue().Stats();
-    if (!stats.ok()) return out;
-    const QueueStats& s = stats.value();
+    if (!queue) return out;
+    const QueueGauges& s = *queue;
     const double age = s.oldest_enqueued_at ? std::max(0.0, now - *s.oldest_enqueued_at) : 0.0;
     out +=
         "# HELP hashd_multivac_queue_depth MultiVAC data queued and not yet processed.\n"

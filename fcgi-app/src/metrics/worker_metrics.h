@@ -16,10 +16,11 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
-#include "api/services.h"
+#include "core/config.h"
 #include "core/result.h"
 
 namespace hashd {
@@ -52,9 +53,15 @@ WorkerCounters ParseWorkerMetrics(std::string_view text, double* heartbeat);
 // Replaces `path` atomically with `text`. Fails (500) naming the path.
 Status WriteFileAtomically(const std::string& path, std::string_view text);
 
+// The queue as the store reports it at scrape time (QueueStats, store/data_queue.h).
+struct QueueGauges {
+    std::int64_t depth = 0;
+    std::optional<double> oldest_enqueued_at;  // Unix seconds
+};
+
 // The MultiVAC families for GET /metrics: the worker's (from its file, zeros without one),
-// hashd_worker_up, and the queue's depth and oldest age read from the store now (left out
-// when the store cannot be read: the store alerts cover that).
-std::string RenderQueueMetrics(const Services& services);
+// hashd_worker_up, and the queue's depth and oldest age when `queue` is set (the API layer
+// leaves it unset when the store cannot be read: the store alerts cover that).
+std::string RenderQueueMetrics(const Config& config, const std::optional<QueueGauges>& queue);
 
 }  // namespace hashd

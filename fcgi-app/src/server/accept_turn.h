@@ -10,7 +10,8 @@
 // second on two cores (bench/messages/run). Several accepting threads still exist for one
 // reason: a thread waiting on the store (an fdatasync, a network round trip, a hung server
 // until the store timeout) must not leave probes and hashing requests unaccepted, so such a
-// thread passes the turn on first (BeforeBlocking, which TimedStore calls).
+// thread passes the turn on first (BeforeBlocking, which the server installs as the store's
+// blocking hook: store/timed_store.h).
 
 #include <atomic>
 #include <chrono>

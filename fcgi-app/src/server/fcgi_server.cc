@@ -42,6 +42,7 @@
 #include "core/text.h"
 #include "http/errors.h"
 #include "http/http_tables.h"
+#include "store/timed_store.h"
 
 namespace hashd {
 namespace {
@@ -219,6 +220,8 @@ FcgiServer::FcgiServer(const Services& services, const Logger& logger, int liste
                                        HashTimeModel::Calibrate(), services.metrics)) {
     for (int i = 0; i < services_.config.accept_threads; ++i)
         acceptors_.push_back(std::make_unique<Acceptor>());
+    // A store call that may wait on I/O hands this process's accept turn on first.
+    SetBlockingHook(&BeforeBlocking);
 }
 
 FcgiServer::~FcgiServer() = default;

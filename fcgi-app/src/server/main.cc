@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/router.h"
 #include "core/build_info.h"
 #include "core/config.h"
 #include "core/logger.h"
@@ -104,7 +105,7 @@ int main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
-    auto metrics = Metrics::Open(config.value());
+    auto metrics = Metrics::Open(config.value(), RouteKeys());
     if (!metrics.ok()) {
         logger.Log(LogLevel::kError, "cannot open the metrics region",
                    {{"ERROR", metrics.error().message}});

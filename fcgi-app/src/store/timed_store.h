@@ -6,26 +6,33 @@
 #include <chrono>
 #include <string_view>
 
-#include "api/services.h"
-#include "server/accept_turn.h"
+#include "metrics/metrics.h"
+#include "store/message_store.h"
 
 namespace hashd {
 
 enum class StoreAccess { kRead, kWrite };
 
+// What a thread runs before a store call that may wait on I/O. The server installs its accept
+// turn's hand-over (server/accept_turn.h) once, before its threads start; without one (tests,
+// hashd-worker) nothing runs. The store layer only calls it, so it knows nothing of the server.
+using BlockingHook = void (*)();
+void SetBlockingHook(BlockingHook hook);
+void RunBlockingHook();
+
 // Calls `operation` (returning a Result) and records it under `op`; returns its result.
 // A write waits on a flush, and any call to a network store on a round trip (or on a hung
-// server, up to the store timeout): the calling thread first passes its accept turn on
-// (accept_turn.h), so that probes and hashing requests are still accepted meanwhile. A read
-// of a local store (LMDB's memory map) does not wait on I/O and keeps the turn.
+// server, up to the store timeout): the calling thread first runs the blocking hook, so that
+// the server's probes and hashing requests are still accepted meanwhile. A read of a local
+// store (LMDB's memory map) does not wait on I/O and skips it.
 template <typename Operation>
-auto TimedStore(const Services& services, std::string_view op, StoreAccess access,
+auto TimedStore(MessageStore& store, Metrics& metrics, std::string_view op, StoreAccess access,
                 Operation&& operation) {
-    if (access == StoreAccess::kWrite || !services.store.ReadsAreLocal()) BeforeBlocking();
+    if (access == StoreAccess::kWrite || !store.ReadsAreLocal()) RunBlockingHook();
     const auto start = std::chrono::steady_clock::now();
     auto result = operation();
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-    services.metrics.RecordStore(services.store.Backend(), op, result.ok(), took.count());
+    metrics.RecordStore(store.Backend(), op, result.ok(), took.count());
     return result;
 }
 
