@@ -197,7 +197,7 @@ TEST(HashTimeModel, CalibrationMeasuresSomethingPlausible) {
 }
 
 TEST(OverloadResponse, CarriesMillisecondsAndWholeSecondsRoundedUp) {
-    ApiError error{503, "overloaded", "Retry later."};
+    Error error{ErrorKind::kUnavailable, "overloaded", "Retry later."};
     error.retry_after_ms = 1500;
     Response r = ErrorResponse(error, "id");
     ASSERT_NE(r.FindHeader("Retry-After"), nullptr);

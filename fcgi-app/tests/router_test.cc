@@ -55,7 +55,7 @@ class CountingStore final : public MessageStore {
     }
     Status Check() override {
         ++checks;
-        if (down) return ApiError{503, "store_unavailable", "down", 1};
+        if (down) return Error{ErrorKind::kUnavailable, "store_unavailable", "down", 1};
         return Ok{};
     }
     DataQueue& Queue() override { return queue; }

@@ -41,10 +41,12 @@ Result<Secret> LegacyPassword(std::string_view path) {
     std::string_view raw = path.substr(kLegacyPrefix.size());
     if (raw.ends_with('/')) raw.remove_suffix(1);
     if (raw.empty() || raw.find('/') != std::string_view::npos)
-        return ApiError{404, "not_found", "Use GET /gethash/<password>/ or POST /v1/hash."};
+        return Error{ErrorKind::kNotFound, "not_found",
+                     "Use GET /gethash/<password>/ or POST /v1/hash."};
     auto decoded = PercentDecode(raw);
     if (!decoded)
-        return ApiError{400, "invalid_password", "The password's percent-encoding is malformed."};
+        return Error{ErrorKind::kInvalid, "invalid_password",
+                     "The password's percent-encoding is malformed."};
     Secret password(*decoded);
     Wipe(*decoded);
     return password;
@@ -75,9 +77,9 @@ Result<std::string> VerifiableHash(const Json::Value& body, const Services& serv
     if (!parts.ok()) return parts.error();
     // A hash can name any cost up to 31 (days of CPU): refuse what we would not compute.
     if (parts.value().cost > services.config.cost_max)
-        return ApiError{400, "hash_cost_too_high",
-                        "The hash's cost is above this service's maximum of " +
-                            std::to_string(services.config.cost_max) + "."};
+        return Error{ErrorKind::kInvalid, "hash_cost_too_high",
+                     "The hash's cost is above this service's maximum of " +
+                         std::to_string(services.config.cost_max) + "."};
     return hash;
 }
 
@@ -153,9 +155,9 @@ Result<Response> HandleVerify(const Request& request, const Services& services) 
 
 Result<Response> HandleLegacyGetHash(const Request& request, const Services& services) {
     if (!services.config.legacy_get)
-        return ApiError{410, "legacy_endpoint_disabled",
-                        "GET /gethash/ is switched off here; POST {\"password\": \"...\"} "
-                        "to /v1/hash instead."};
+        return Error{ErrorKind::kGone, "legacy_endpoint_disabled",
+                     "GET /gethash/ is switched off here; POST {\"password\": \"...\"} "
+                     "to /v1/hash instead."};
     services.metrics.RecordLegacyGet();
     auto password = LegacyPassword(request.path);
     if (!password.ok()) return password.error();

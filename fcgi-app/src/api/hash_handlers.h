@@ -2,7 +2,7 @@
 // The password-hashing API: POST /v1/hash, POST /v1/verify and the original app's
 // GET /gethash/<password>/, kept byte-compatible for its clients.
 //
-// Every handler returns its 2xx response or the ApiError the router turns into the JSON error
+// Every handler returns its 2xx response or the Error the router turns into the JSON error
 // body (errors.h). Common to all three: 400 when the password is missing, empty, over 72
 // bytes, contains NUL or is not UTF-8 (bcrypt would silently hash something else); 500 only
 // when libxcrypt fails, which no input causes. The password is held as a Secret and never

@@ -17,20 +17,24 @@ Result<Response> HandleHealthz(const Request&, const Services&) {
 
 Result<Response> HandleReadyz(const Request&, const Services& services) {
     if (services.draining.load())
-        return ApiError{503, "draining", "This process is shutting down.", 1};
+        return Error{ErrorKind::kUnavailable, "draining", "This process is shutting down.", 1};
     // The operator's drain switch for the whole VM (scale-in, rolling upgrade): the load
     // balancer takes the VM out after its health check's fall count while every request
     // still in flight, or still arriving meanwhile, is served. A file under the runtime
     // directory, so a reboot undrains.
     if (access((services.config.runtime_dir + "/drain").c_str(), F_OK) == 0)
-        return ApiError{503, "draining", "This VM is drained by its operator.", 1};
+        return Error{ErrorKind::kUnavailable, "draining", "This VM is drained by its operator.", 1};
+    // Whatever the store's failure (unreachable, full, misconfigured), this process is not
+    // ready: the store's code and detail stay, the kind and the sentence are readiness's.
     if (auto store = services.readiness.StoreStatus(); !store.ok()) {
-        ApiError error = store.error();
-        error.status = 503;
-        error.message = "Not ready: the " + std::string(services.store.Backend()) +
-                        " message store is unavailable.";
-        if (error.retry_after_seconds == 0) error.retry_after_seconds = 1;
-        return error;
+        const Error& cause = store.error();
+        return Error{ErrorKind::kUnavailable,
+                     cause.code,
+                     "Not ready: the " + std::string(services.store.Backend()) +
+                         " message store is unavailable.",
+                     cause.retry_after_seconds == 0 ? 1 : cause.retry_after_seconds,
+                     cause.detail,
+                     cause.retry_after_ms};
     }
     Json::Value body(Json::objectValue);
     body["status"] = "ready";

@@ -26,8 +26,8 @@ std::optional<std::string> NormalizeDigest(std::string_view text) {
 }
 
 // The older digest service's exact text, for unknown and malformed digests alike.
-ApiError NotFound() {
-    return {404, "message_not_found", "Message not found"};
+Error NotFound() {
+    return {ErrorKind::kNotFound, "message_not_found", "Message not found"};
 }
 
 }  // namespace
@@ -38,10 +38,10 @@ Result<Response> HandlePostMessage(const Request& request, const Services& servi
     auto message = RequireString(body.value(), "message");
     if (!message.ok()) return message.error();
     if (message.value().size() > kMaxMessageBytes)
-        return ApiError{413, "message_too_large",
-                        "The message is larger than 64 KiB of UTF-8; send at most 65536 bytes."};
+        return Error{ErrorKind::kTooLarge, "message_too_large",
+                     "The message is larger than 64 KiB of UTF-8; send at most 65536 bytes."};
     if (!IsValidUtf8(message.value()))
-        return ApiError{400, "message_not_utf8", "The message must be valid UTF-8."};
+        return Error{ErrorKind::kInvalid, "message_not_utf8", "The message must be valid UTF-8."};
 
     const std::string digest = Sha256Hex(message.value());
     auto stored = TimedStore(services.store, services.metrics, "put", StoreAccess::kWrite,

@@ -2,7 +2,7 @@
 // The content-addressed message API: POST /messages and GET /messages/<digest>, in the exact
 // shape the older digest service's clients expect (201 on every POST, 404 "Message not found").
 //
-// Each handler returns its 2xx response or the ApiError the router turns into the JSON error
+// Each handler returns its 2xx response or the Error the router turns into the JSON error
 // body. Common to both: 503 store_unavailable with Retry-After while the store is down (the
 // cause goes to the log only), recovered without a restart.
 

@@ -46,11 +46,12 @@ Result<Response> HandleMultivacData(const Request& request, const Services& serv
     auto data = RequireString(body.value(), "data");
     if (!data.ok()) return data.error();
     if (data.value().size() > kMaxDatumBytes)
-        return ApiError{413, "data_too_large",
-                        "The field \"data\" is larger than 64 KiB; send at most 65536 bytes."};
+        return Error{ErrorKind::kTooLarge, "data_too_large",
+                     "The field \"data\" is larger than 64 KiB; send at most 65536 bytes."};
     // It is served back as a UTF-8 page: refuse what could not be one.
     if (!IsValidUtf8(data.value()))
-        return ApiError{400, "data_not_utf8", "The field \"data\" must be valid UTF-8."};
+        return Error{ErrorKind::kInvalid, "data_not_utf8",
+                     "The field \"data\" must be valid UTF-8."};
     auto queued = TimedStore(services.store, services.metrics, "enqueue", StoreAccess::kWrite,
                              [&] { return services.store.Queue().Enqueue(data.value()); });
     if (!queued.ok()) return queued.error();

@@ -101,22 +101,23 @@ const Route* FindRoute(const Request& request) {
     return nullptr;
 }
 
-ApiError BodyTooLarge(std::string_view label) {
+Error BodyTooLarge(std::string_view label) {
     if (label == "/messages")
-        return {413, "body_too_large",
+        return {ErrorKind::kTooLarge, "body_too_large",
                 "The request body is too large; a message holds at most 64 KiB of UTF-8."};
     if (label == "/v1/hash" || label == "/v1/verify")
-        return {413, "body_too_large",
+        return {ErrorKind::kTooLarge, "body_too_large",
                 "The request body is too large; a password is at most 72 bytes, so the body "
                 "needs no more than a few hundred."};
-    return {413, "body_too_large", "The request body is too large for this endpoint."};
+    return {ErrorKind::kTooLarge, "body_too_large",
+            "The request body is too large for this endpoint."};
 }
 
 Dispatch RouteRequest(const Request& request, const Services& services) {
     if (!IsCanonicalPath(request.path))
         return {"unmatched",
                 ErrorResponse(
-                    {400, "invalid_path",
+                    {ErrorKind::kInvalid, "invalid_path",
                      "The path is not canonical: no . or .. segments, no //, and no "
                      "percent-encoding outside the /gethash/ password or the /messages/ digest."},
                     request.request_id)};
@@ -135,11 +136,11 @@ Dispatch RouteRequest(const Request& request, const Services& services) {
         label = route.label;
     }
     if (allow.empty())
-        return {label,
-                ErrorResponse({404, "not_found", "No such endpoint; see the API in the README."},
-                              request.request_id)};
+        return {label, ErrorResponse({ErrorKind::kNotFound, "not_found",
+                                      "No such endpoint; see the API in the README."},
+                                     request.request_id)};
     Response response =
-        ErrorResponse({405, "method_not_allowed",
+        ErrorResponse({ErrorKind::kMethodNotAllowed, "method_not_allowed",
                        "Method " + request.method + " is not allowed here; use " + allow + "."},
                       request.request_id);
     response.AddHeader("Allow", allow);

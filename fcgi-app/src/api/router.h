@@ -11,7 +11,7 @@
 
 namespace hashd {
 
-// A handler answers with its response or an ApiError; RouteRequest turns the error into the
+// A handler answers with its response or an Error; RouteRequest turns the error into the
 // one JSON error body (with the request's id), so handlers never build error responses.
 using Handler = Result<Response> (*)(const Request&, const Services&);
 // The bcrypt cost a request to the route will compute, 0 when it will not hash (see
@@ -47,7 +47,7 @@ Dispatch RouteRequest(const Request& request, const Services& services);
 
 // The 413 for a body over HASHD_MAX_BODY_BYTES on the route labelled `label`, saying what
 // that route's body holds (a password is 72 bytes at most, a message 64 KiB).
-ApiError BodyTooLarge(std::string_view label);
+Error BodyTooLarge(std::string_view label);
 
 // The route `request` would take, without running it (the server admits by it first);
 // nullptr for unknown and non-canonical paths.

@@ -153,8 +153,9 @@ std::string EnvName(std::string_view flag) {
     return name;
 }
 
-ApiError Invalid(const std::string& where, const Setting& s) {
-    return {500, "invalid_setting", where + ": invalid value; expected " + s.accepts};
+Error Invalid(const std::string& where, const Setting& s) {
+    return {ErrorKind::kInternal, "invalid_setting",
+            where + ": invalid value; expected " + s.accepts};
 }
 
 // `text` folded into lines of at most `width` characters, each starting with `prefix`.
@@ -191,7 +192,8 @@ Result<Config> LoadConfig(const std::function<const char*(const char*)>& env,
     for (std::size_t i = 0; i < args.size(); ++i) {
         std::string_view arg = args[i];
         if (!arg.starts_with("--"))
-            return ApiError{500, "invalid_setting", "unexpected argument " + std::string(arg)};
+            return Error{ErrorKind::kInternal, "invalid_setting",
+                         "unexpected argument " + std::string(arg)};
         arg.remove_prefix(2);
         std::string_view value;
         if (auto eq = arg.find('='); eq != std::string_view::npos) {
@@ -206,14 +208,17 @@ Result<Config> LoadConfig(const std::function<const char*(const char*)>& env,
             known = true;
             if (!s.apply(config, value)) return Invalid("--" + std::string(arg), s);
         }
-        if (!known) return ApiError{500, "invalid_setting", "unknown flag --" + std::string(arg)};
+        if (!known)
+            return Error{ErrorKind::kInternal, "invalid_setting",
+                         "unknown flag --" + std::string(arg)};
     }
     if (config.cost_min > config.cost_max || config.cost_default < config.cost_min ||
         config.cost_default > config.cost_max)
-        return ApiError{500, "invalid_setting",
-                        "HASHD_COST_MIN <= HASHD_COST_DEFAULT <= HASHD_COST_MAX must hold"};
+        return Error{ErrorKind::kInternal, "invalid_setting",
+                     "HASHD_COST_MIN <= HASHD_COST_DEFAULT <= HASHD_COST_MAX must hold"};
     if (config.instance > config.metrics_slots)
-        return ApiError{500, "invalid_setting", "HASHD_INSTANCE must be <= HASHD_METRICS_SLOTS"};
+        return Error{ErrorKind::kInternal, "invalid_setting",
+                     "HASHD_INSTANCE must be <= HASHD_METRICS_SLOTS"};
     return config;
 }
 

@@ -54,8 +54,8 @@ bool SurrogatesPaired(std::string_view body) {
     return true;
 }
 
-ApiError InvalidJson(std::string message = "The request body is not valid JSON.") {
-    return ApiError{400, "invalid_json", std::move(message)};
+Error InvalidJson(std::string message = "The request body is not valid JSON.") {
+    return Error{ErrorKind::kInvalid, "invalid_json", std::move(message)};
 }
 
 }  // namespace

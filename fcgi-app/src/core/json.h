@@ -11,7 +11,7 @@
 
 namespace hashd {
 
-// Parses a request body that must be a JSON object. 400 "invalid_json" for anything else:
+// Parses a request body that must be a JSON object. kInvalid "invalid_json" for anything else:
 // malformed text, another type at the top, nesting deeper than 64 levels, and \u escapes
 // that are lone UTF-16 surrogates (jsoncpp would silently turn "\ud800\u0041" into another
 // character). Never throws.

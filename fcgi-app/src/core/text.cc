@@ -173,7 +173,8 @@ Result<std::optional<std::string>> FormField(std::string_view body, std::string_
         if (eq == std::string_view::npos) return std::optional<std::string>{std::string{}};
         auto value = Decode(pair.substr(eq + 1), true);
         if (!value)
-            return ApiError{400, "invalid_encoding", "A form field is not valid percent-encoding."};
+            return Error{ErrorKind::kInvalid, "invalid_encoding",
+                         "A form field is not valid percent-encoding."};
         return value;
     }
     return std::optional<std::string>{};

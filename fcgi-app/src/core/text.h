@@ -29,7 +29,7 @@ std::optional<std::string> HexDecode(std::string_view hex);
 std::optional<std::string> PercentDecode(std::string_view text);
 
 // Value of `key` in an application/x-www-form-urlencoded body ('+' means space): nullopt
-// when absent, 400 "invalid_encoding" when its value's percent-encoding is malformed (a
+// when absent, kInvalid "invalid_encoding" when its value's percent-encoding is malformed (a
 // pair whose name cannot be decoded is not `key`). Decoding buffers that are dropped are
 // wiped, as the value may be a password; the caller wipes the value it gets.
 Result<std::optional<std::string>> FormField(std::string_view body, std::string_view key);

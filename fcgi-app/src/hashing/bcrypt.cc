@@ -22,8 +22,8 @@ bool IsBcryptBase64(char ch) {
 
 Status CheckPassword(std::string_view password) {
     if (password.size() > kBcryptMaxPasswordBytes || password.find('\0') != std::string_view::npos)
-        return ApiError{400, "invalid_password",
-                        "bcrypt cannot hash this password exactly (over 72 bytes or a NUL)."};
+        return Error{ErrorKind::kInvalid, "invalid_password",
+                     "bcrypt cannot hash this password exactly (over 72 bytes or a NUL)."};
     return Ok{};
 }
 
@@ -36,7 +36,7 @@ Result<std::string> Crypt(std::string_view password, const std::string& setting)
     std::string result = out != nullptr ? std::string(out) : std::string();
     Wipe(scratch.get(), sizeof(crypt_data));  // it held the password
     if (out == nullptr || result.size() != kHashLength)
-        return ApiError{500, "internal_error", "The hash could not be computed."};
+        return Error{ErrorKind::kInternal, "internal_error", "The hash could not be computed."};
     return result;
 }
 
@@ -45,21 +45,21 @@ Result<std::string> Crypt(std::string_view password, const std::string& setting)
 Result<BcryptHash> BcryptHashPassword(std::string_view password, int cost) {
     if (auto status = CheckPassword(password); !status.ok()) return status.error();
     if (cost < 4 || cost > 31)
-        return ApiError{400, "invalid_cost", "The bcrypt cost must be between 4 and 31."};
+        return Error{ErrorKind::kInvalid, "invalid_cost",
+                     "The bcrypt cost must be between 4 and 31."};
     char setting[CRYPT_GENSALT_OUTPUT_SIZE];
     if (crypt_gensalt_rn("$2b$", static_cast<unsigned long>(cost), nullptr, 0, setting,
                          sizeof(setting)) == nullptr ||
         std::strlen(setting) != kSettingLength)
-        return ApiError{500, "internal_error", "A salt could not be generated."};
+        return Error{ErrorKind::kInternal, "internal_error", "A salt could not be generated."};
     auto hash = Crypt(password, setting);
     if (!hash.ok()) return hash.error();
     return BcryptHash{setting, std::move(hash).value(), cost};
 }
 
 Result<BcryptParts> ParseBcrypt(std::string_view hash) {
-    const ApiError invalid{
-        400, "invalid_hash",
-        "The hash must be a bcrypt string ($2b$NN$ + 53 characters) or its hex."};
+    const Error invalid{ErrorKind::kInvalid, "invalid_hash",
+                        "The hash must be a bcrypt string ($2b$NN$ + 53 characters) or its hex."};
     if (hash.size() != kHashLength || hash[0] != '$' || hash[1] != '2' || hash[3] != '$' ||
         hash[6] != '$')
         return invalid;

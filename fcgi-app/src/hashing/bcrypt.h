@@ -31,7 +31,7 @@ inline constexpr std::size_t kBcryptMaxPasswordBytes = 72;
 // Hashes `password` with a fresh random salt at `cost` (4..31).
 Result<BcryptHash> BcryptHashPassword(std::string_view password, int cost);
 
-// Parses the structure of a bcrypt string; 400 "invalid_hash" when it is not one.
+// Parses the structure of a bcrypt string; kInvalid "invalid_hash" when it is not one.
 Result<BcryptParts> ParseBcrypt(std::string_view hash);
 
 // Recomputes the hash of `password` with `hash`'s salt and compares in constant time.

@@ -10,7 +10,7 @@
 
 namespace hashd {
 
-// 1..72 bytes of valid UTF-8 without NUL; otherwise a 400 naming the rule broken.
+// 1..72 bytes of valid UTF-8 without NUL; otherwise kInvalid naming the rule broken.
 Status ValidatePassword(std::string_view password);
 
 // The cost to use: `requested` when within [cost_min, cost_max], the default when absent.

@@ -6,13 +6,37 @@
 
 namespace hashd {
 
-Response ErrorResponse(const ApiError& error, const std::string& request_id) {
+int StatusOf(ErrorKind kind) {
+    switch (kind) {
+        case ErrorKind::kInvalid:
+            return 400;
+        case ErrorKind::kNotFound:
+            return 404;
+        case ErrorKind::kMethodNotAllowed:
+            return 405;
+        case ErrorKind::kGone:
+            return 410;
+        case ErrorKind::kTooLarge:
+            return 413;
+        case ErrorKind::kUnsupportedType:
+            return 415;
+        case ErrorKind::kInternal:
+            return 500;
+        case ErrorKind::kUnavailable:
+            return 503;
+        case ErrorKind::kFull:
+            return 507;
+    }
+    return 500;
+}
+
+Response ErrorResponse(const Error& error, const std::string& request_id) {
     Json::Value body(Json::objectValue);
     body["err_msg"] = error.message;
     body["error"] = error.code;
     body["request_id"] = request_id;
     Response response;
-    response.status = error.status;
+    response.status = StatusOf(error.kind);
     response.body = WriteJson(body);
     response.error_code = error.code;
     response.error_detail = error.detail;

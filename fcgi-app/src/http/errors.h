@@ -9,6 +9,9 @@
 
 namespace hashd {
 
-Response ErrorResponse(const ApiError& error, const std::string& request_id);
+// The HTTP status of an error of `kind`: the one place that maps errors to HTTP.
+int StatusOf(ErrorKind kind);
+
+Response ErrorResponse(const Error& error, const std::string& request_id);
 
 }  // namespace hashd

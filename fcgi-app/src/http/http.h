@@ -32,7 +32,7 @@ struct Response {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
     std::string error_code;    // the "error" of an error body, for logs; never sent as a header
-    std::string error_detail;  // ApiError::detail, for logs only
+    std::string error_detail;  // Error::detail, for logs only
 
     void AddHeader(std::string name, std::string value) {
         headers.emplace_back(std::move(name), std::move(value));

@@ -6,13 +6,14 @@
 namespace hashd {
 namespace {
 
-ApiError MissingField(const char* name) {
-    return ApiError{400, "missing_field", std::string("The field \"") + name + "\" is required."};
+Error MissingField(const char* name) {
+    return Error{ErrorKind::kInvalid, "missing_field",
+                 std::string("The field \"") + name + "\" is required."};
 }
 
-ApiError NotAString(const char* name) {
-    return ApiError{400, "invalid_field",
-                    std::string("The field \"") + name + "\" must be a string."};
+Error NotAString(const char* name) {
+    return Error{ErrorKind::kInvalid, "invalid_field",
+                 std::string("The field \"") + name + "\" must be a string."};
 }
 
 }  // namespace
@@ -34,9 +35,9 @@ Result<RequestBody> ParseBody(const Request& request, bool allow_form,
         for (std::string_view field : form_fields) {
             auto value = FormField(request.body, field);
             if (!value.ok())
-                return ApiError{400, "invalid_encoding",
-                                "The form field \"" + std::string(field) +
-                                    "\" is not valid percent-encoding (%XX with two hex digits)."};
+                return Error{ErrorKind::kInvalid, "invalid_encoding",
+                             "The form field \"" + std::string(field) +
+                                 "\" is not valid percent-encoding (%XX with two hex digits)."};
             if (value.value()) {
                 object[std::string(field)] = *value.value();
                 Wipe(*value.value());
@@ -44,10 +45,10 @@ Result<RequestBody> ParseBody(const Request& request, bool allow_form,
         }
         return object;
     }
-    return ApiError{415, "unsupported_media_type",
-                    allow_form ? "Send the body as application/json or "
-                                 "application/x-www-form-urlencoded."
-                               : "Send the body as application/json."};
+    return Error{ErrorKind::kUnsupportedType, "unsupported_media_type",
+                 allow_form ? "Send the body as application/json or "
+                              "application/x-www-form-urlencoded."
+                            : "Send the body as application/json."};
 }
 
 Result<std::string> RequireString(const Json::Value& body, const char* name) {
@@ -78,8 +79,8 @@ Result<std::optional<int>> OptionalInt(const RequestBody& body, const char* name
                field.isInt()) {
         return std::optional<int>{field.asInt()};
     }
-    return ApiError{400, "invalid_field",
-                    std::string("The field \"") + name + "\" must be an integer."};
+    return Error{ErrorKind::kInvalid, "invalid_field",
+                 std::string("The field \"") + name + "\" must be an integer."};
 }
 
 }  // namespace hashd

@@ -27,7 +27,7 @@ class Metrics {
     // Maps (creating if needed) the shared region config.runtime_dir + "/metrics.shm", laid out
     // for `routes` (the router's, in its order), and claims the slot of config.instance. A
     // restarted process takes its old slot back, so counters never go backwards while the VM is up.
-    // Fails (500, "metrics_unavailable") when the directory is missing or not writable, or
+    // Fails (kInternal, "metrics_unavailable") when the directory is missing or not writable, or
     // ("metrics_slot_taken") when another live process holds the same instance's slot for ~3 s.
     static Result<std::unique_ptr<Metrics>> Open(const Config& config,
                                                  std::span<const RouteKey> routes);

@@ -67,8 +67,9 @@ constexpr std::uint64_t kRegionVersion = 1;
 // More than HASHD_METRICS_SLOTS may ever be (4096): a bound on what a header may claim.
 constexpr std::uint64_t kMaxSlots = 1 << 16;
 
-ApiError SystemError(const std::string& what, const std::string& path, int error) {
-    return {500, "metrics_unavailable", what + " " + path + ": " + std::strerror(error)};
+Error SystemError(const std::string& what, const std::string& path, int error) {
+    return {ErrorKind::kInternal, "metrics_unavailable",
+            what + " " + path + ": " + std::strerror(error)};
 }
 
 // Writes a complete, zeroed region to a temporary file and renames it over `path`. The
@@ -172,7 +173,8 @@ Result<std::unique_ptr<Region>> Region::Open(const Layout& layout, const std::st
     int fd = -1;
     std::size_t slot_count = 0;
     for (int round = 0; fd < 0; ++round) {
-        if (round == 8) return ApiError{500, "metrics_unavailable", "cannot settle on " + path};
+        if (round == 8)
+            return Error{ErrorKind::kInternal, "metrics_unavailable", "cannot settle on " + path};
         const int candidate = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
         if (candidate < 0) return SystemError("cannot open", path, errno);
         if (flock(candidate, LOCK_EX) != 0) {
@@ -214,10 +216,10 @@ Result<std::unique_ptr<Region>> Region::Open(const Layout& layout, const std::st
             munmap(base, bytes);
             close(fd);
             if (error == EAGAIN || error == EACCES)
-                return ApiError{500, "metrics_slot_taken",
-                                "metrics slot " + std::to_string(instance) + " of " + path +
-                                    " is held by another live process: is HASHD_INSTANCE=" +
-                                    std::to_string(instance) + " running twice?"};
+                return Error{ErrorKind::kInternal, "metrics_slot_taken",
+                             "metrics slot " + std::to_string(instance) + " of " + path +
+                                 " is held by another live process: is HASHD_INSTANCE=" +
+                                 std::to_string(instance) + " running twice?"};
             return SystemError("cannot lock a slot of", path, error);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));

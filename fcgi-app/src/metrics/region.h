@@ -39,7 +39,8 @@ class Region {
   public:
     // Maps `path` (creating or replacing it when it is missing or not laid out as `layout`,
     // with room for max(slots, instance) processes) and claims the slot of `instance`.
-    // Fails (500, "metrics_unavailable") when the file cannot be created, locked or mapped, and
+    // Fails (kInternal, "metrics_unavailable") when the file cannot be created, locked or mapped,
+    // and
     // ("metrics_slot_taken") when another live process holds the slot for ~3 s.
     static Result<std::unique_ptr<Region>> Open(const Layout& layout, const std::string& path,
                                                 int instance, int slots);

@@ -325,7 +325,8 @@ std::string SharedMetrics::Render() const {
 Result<std::unique_ptr<Metrics>> Metrics::Open(const Config& config,
                                                std::span<const RouteKey> routes) {
     if (config.instance < 1 || config.instance > config.metrics_slots)
-        return ApiError{500, "invalid_setting", "HASHD_INSTANCE must be 1..HASHD_METRICS_SLOTS"};
+        return Error{ErrorKind::kInternal, "invalid_setting",
+                     "HASHD_INSTANCE must be 1..HASHD_METRICS_SLOTS"};
     metrics::Layout layout = metrics::MakeLayout(routes);
     auto region = metrics::Region::Open(layout, config.runtime_dir + "/metrics.shm",
                                         config.instance, config.metrics_slots);

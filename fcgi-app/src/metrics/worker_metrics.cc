@@ -102,10 +102,12 @@ Status WriteFileAtomically(const std::string& path, std::string_view text) {
     {
         std::ofstream out(temporary, std::ios::trunc | std::ios::binary);
         out.write(text.data(), static_cast<std::streamsize>(text.size()));
-        if (!out.flush()) return ApiError{500, "write_failed", "cannot write " + temporary};
+        if (!out.flush())
+            return Error{ErrorKind::kInternal, "write_failed", "cannot write " + temporary};
     }
     if (std::rename(temporary.c_str(), path.c_str()) != 0)
-        return ApiError{500, "write_failed", "cannot rename " + temporary + " to " + path};
+        return Error{ErrorKind::kInternal, "write_failed",
+                     "cannot rename " + temporary + " to " + path};
     return Ok{};
 }
 

@@ -50,7 +50,7 @@ std::string FormatWorkerMetrics(const WorkerCounters& counters, double heartbeat
 // Reads back what FormatWorkerMetrics wrote; zeros (and heartbeat 0) for missing series.
 WorkerCounters ParseWorkerMetrics(std::string_view text, double* heartbeat);
 
-// Replaces `path` atomically with `text`. Fails (500) naming the path.
+// Replaces `path` atomically with `text`. Fails (kInternal) naming the path.
 Status WriteFileAtomically(const std::string& path, std::string_view text);
 
 // The queue as the store reports it at scrape time (QueueStats, store/data_queue.h).

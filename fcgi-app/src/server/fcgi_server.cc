@@ -112,7 +112,8 @@ Status Read(FCGX_Request& fcgi, std::size_t limit, std::string_view route, std::
         const auto parsed = std::from_chars(length_text.data(), end, length);
         if (parsed.ec == std::errc::result_out_of_range) return BodyTooLarge(route);
         if (parsed.ec != std::errc{} || parsed.ptr != end)
-            return ApiError{400, "invalid_body", "The Content-Length is not a number."};
+            return Error{ErrorKind::kInvalid, "invalid_body",
+                         "The Content-Length is not a number."};
     }
     if (length > limit) return BodyTooLarge(route);
     body.resize(length);
@@ -123,8 +124,8 @@ Status Read(FCGX_Request& fcgi, std::size_t limit, std::string_view route, std::
         got += static_cast<std::size_t>(n);
     }
     if (got < length)
-        return ApiError{400, "invalid_body",
-                        "The request body is shorter than its Content-Length; send it whole."};
+        return Error{ErrorKind::kInvalid, "invalid_body",
+                     "The request body is shorter than its Content-Length; send it whole."};
     // The input ends with an empty FCGI_STDIN record: reading it (from libfcgi's buffer, no
     // system call in the usual case) lets FinishRequest close without lingering.
     (void)FCGX_GetChar(fcgi.in);
@@ -148,9 +149,9 @@ Dispatch RunHandler(const Request& request, const Services& services, const Logg
                    {{"REQUEST_ID", request.request_id}, {"ERROR", e.what()}});
         const Route* route = FindRoute(request);
         return {route != nullptr ? route->label : "unmatched",
-                ErrorResponse(
-                    {500, "internal_error", "Something went wrong on our side; retry shortly."},
-                    request.request_id)};
+                ErrorResponse({ErrorKind::kInternal, "internal_error",
+                               "Something went wrong on our side; retry shortly."},
+                              request.request_id)};
     }
 }
 
@@ -170,8 +171,8 @@ void Write(FCGX_Request& fcgi, const Response& response) {
 // whole seconds (ErrorResponse rounds up).
 Response Overloaded(const AdmissionQueue::Decision& decision, const std::string& request_id) {
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(decision.retry_after).count();
-    ApiError error{503, "overloaded",
-                   "The service is overloaded; retry after the Retry-After delay."};
+    Error error{ErrorKind::kUnavailable, "overloaded",
+                "The service is overloaded; retry after the Retry-After delay."};
     error.retry_after_ms = static_cast<int>(std::max<long long>(1, ms));
     return ErrorResponse(error, request_id);
 }

@@ -18,8 +18,8 @@
 //     claimed by two consumers during a recovery race) changes nothing the second time, and
 //     the first processed datum, once set, never changes.
 //
-// All calls are thread-safe and report failure as values, with the same 503
-// "store_unavailable" / 507 "store_full" errors as the message store (store_errors.h).
+// All calls are thread-safe and report failure as values, with the same kUnavailable
+// "store_unavailable" / kFull "store_full" errors as the message store (store_errors.h).
 
 #include <chrono>
 #include <cstdint>

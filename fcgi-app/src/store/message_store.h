@@ -7,8 +7,9 @@
 // primitive: LMDB put with MDB_NOOVERWRITE, Redis SET NX, PostgreSQL ON CONFLICT DO NOTHING.
 //
 // Implementations are shared by all worker threads of a process and must be thread-safe.
-// Every call reports failure as a value: 503 "store_unavailable" (with Retry-After) when the
-// backend cannot be reached, 507 "store_full" when it refuses writes for lack of space.
+// Every call reports failure as a value: kUnavailable "store_unavailable" (with Retry-After)
+// when the backend cannot be reached, kFull "store_full" when it refuses writes for lack of
+// space (the API answers 503 and 507).
 
 #include <memory>
 #include <optional>

@@ -33,7 +33,7 @@ Worker::Worker(DataQueue& queue, const Logger& logger, std::string backend,
     }
 }
 
-void Worker::StoreFailed(std::string_view what, const ApiError& error) {
+void Worker::StoreFailed(std::string_view what, const Error& error) {
     // Once per outage: a store that stays down must not flood the journal.
     if (!store_down_)
         logger_.Log(LogLevel::kWarning, "the store is unavailable; retrying",

@@ -40,7 +40,7 @@ class Worker {
     void Run(const std::atomic<bool>& stop, const std::function<void()>& alive);
 
   private:
-    void StoreFailed(std::string_view what, const ApiError& error);
+    void StoreFailed(std::string_view what, const Error& error);
     void StoreBack();
     void Process(const Datum& datum);
     void SaveMetrics();
