@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <string>
 
+#include "api/router.h"
+#include "core/json.h"
 #include "fuzz_support.h"
-#include "json.h"
-#include "router.h"
 #include "test_support.h"
 
 namespace {

@@ -5,12 +5,14 @@
 #include <cstdint>
 #include <cstring>
 
+#include "api/router.h"
 #include "fuzz_support.h"
 #include "metrics/layout.h"
 #include "metrics/region.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using hashd::metrics::RegionHeader;
+    static const hashd::metrics::Layout layout = hashd::metrics::MakeLayout(hashd::RouteKeys());
     if (size < sizeof(RegionHeader) + sizeof(std::uint64_t) + 2) return 0;
     RegionHeader header;
     std::memcpy(&header, data, sizeof(header));
@@ -19,13 +21,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const int instance = static_cast<std::int8_t>(data[sizeof(header) + sizeof(file_size)]);
     // Half of the inputs start from a valid header, so the fuzzer reaches the size checks.
     if (data[sizeof(header) + sizeof(file_size) + 1] & 1) {
-        const RegionHeader valid = hashd::metrics::ExpectedHeader(1);
+        const RegionHeader valid = hashd::metrics::ExpectedHeader(layout, 1);
         header.magic = valid.magic;
         header.version = valid.version;
         header.fingerprint = valid.fingerprint;
         header.slot_bytes = valid.slot_bytes;
     }
-    if (!hashd::metrics::HeaderUsable(header, file_size, instance)) return 0;
+    if (!hashd::metrics::HeaderUsable(layout, header, file_size, instance)) return 0;
     unsigned __int128 total =
         static_cast<unsigned __int128>(header.slot_count) * header.slot_bytes +
         hashd::metrics::kHeaderBytes;
@@ -33,6 +35,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(total <= file_size, "the region extends past the file");
     FUZZ_CHECK(instance >= 1 && static_cast<std::uint64_t>(instance) <= header.slot_count,
                "no slot for the instance");
-    FUZZ_CHECK(header.slot_bytes == hashd::metrics::GetLayout().slot_bytes, "foreign layout");
+    FUZZ_CHECK(header.slot_bytes == layout.slot_bytes, "foreign layout");
     return 0;
 }

@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "api/router.h"
 #include "fuzz_support.h"
-#include "router.h"
 #include "test_support.h"
 
 namespace {

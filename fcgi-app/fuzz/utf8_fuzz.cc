@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "core/text.h"
 #include "fuzz_support.h"
-#include "text.h"
 
 namespace {
 

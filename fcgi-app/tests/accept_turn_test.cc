@@ -1,4 +1,4 @@
-#include "accept_turn.h"
+#include "server/accept_turn.h"
 
 #include <gtest/gtest.h>
 

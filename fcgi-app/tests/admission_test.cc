@@ -1,13 +1,13 @@
 // Admission by expected wait (admission.h), driven with a fixed model and explicit times: no
 // thread, no clock, no sleep, so every figure below is exact.
 
-#include "admission.h"
+#include "hashing/admission.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "errors.h"
+#include "http/errors.h"
 
 namespace hashd {
 namespace {
@@ -197,7 +197,7 @@ TEST(HashTimeModel, CalibrationMeasuresSomethingPlausible) {
 }
 
 TEST(OverloadResponse, CarriesMillisecondsAndWholeSecondsRoundedUp) {
-    ApiError error{503, "overloaded", "Retry later."};
+    Error error{ErrorKind::kUnavailable, "overloaded", "Retry later."};
     error.retry_after_ms = 1500;
     Response r = ErrorResponse(error, "id");
     ASSERT_NE(r.FindHeader("Retry-After"), nullptr);

@@ -1,4 +1,4 @@
-#include "bcrypt.h"
+#include "hashing/bcrypt.h"
 
 #include <gtest/gtest.h>
 

@@ -1,12 +1,12 @@
-#include "hash_handlers.h"
+#include "api/hash_handlers.h"
 
 #include <gtest/gtest.h>
 
-#include "bcrypt.h"
-#include "json.h"
-#include "router.h"
+#include "api/router.h"
+#include "core/json.h"
+#include "core/text.h"
+#include "hashing/bcrypt.h"
 #include "test_support.h"
-#include "text.h"
 
 namespace hashd {
 namespace {

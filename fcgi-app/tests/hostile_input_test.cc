@@ -6,9 +6,10 @@
 
 #include <string>
 
-#include "json.h"
-#include "router.h"
-#include "secret.h"
+#include "api/router.h"
+#include "core/json.h"
+#include "core/secret.h"
+#include "http/errors.h"
 #include "test_support.h"
 
 namespace hashd {
@@ -97,7 +98,7 @@ TEST(HostileInput, The413OfAPasswordRouteTalksAboutPasswords) {
     EXPECT_NE(BodyTooLarge("/v1/hash").message.find("password"), std::string::npos);
     EXPECT_EQ(BodyTooLarge("/v1/hash").message.find("message"), std::string::npos);
     EXPECT_NE(BodyTooLarge("/messages").message.find("message"), std::string::npos);
-    EXPECT_EQ(BodyTooLarge("/v1/verify").status, 413);
+    EXPECT_EQ(StatusOf(BodyTooLarge("/v1/verify").kind), 413);
 }
 
 TEST(Wiping, WipeOverwritesEveryByteTheStringOwns) {

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "sha256.h"
+#include "core/sha256.h"
 
 namespace hashd {
 namespace {
@@ -77,7 +77,7 @@ TEST_F(LmdbStoreTest, FullMapAnswers507AndKeepsServingReads) {
     auto store = Open(64 * 1024);  // 16 pages of 4 KiB: full after a few dozen KiB
     ASSERT_TRUE(store);
     std::vector<std::string> stored;
-    ApiError full;
+    Error full;
     for (int i = 0; i < 1000; ++i) {
         const std::string message = std::to_string(i) + std::string(1000, 'x');
         auto put = store->Put(Sha256Hex(message), message);
@@ -87,7 +87,7 @@ TEST_F(LmdbStoreTest, FullMapAnswers507AndKeepsServingReads) {
         }
         stored.push_back(message);
     }
-    ASSERT_EQ(full.status, 507) << "the map never filled up";
+    ASSERT_EQ(full.kind, ErrorKind::kFull) << "the map never filled up";
     EXPECT_EQ(full.code, "store_full");
     EXPECT_NE(full.message.find("full"), std::string::npos);
     ASSERT_FALSE(stored.empty());

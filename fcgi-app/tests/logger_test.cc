@@ -1,4 +1,4 @@
-#include "logger.h"
+#include "core/logger.h"
 
 #include <gtest/gtest.h>
 #include <json/json.h>

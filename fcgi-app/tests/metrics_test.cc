@@ -1,4 +1,4 @@
-#include "metrics.h"
+#include "metrics/metrics.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/router.h"
 #include "metrics/layout.h"
 #include "metrics/region.h"
 
@@ -34,7 +35,7 @@ class MetricsTest : public ::testing::Test {
         config.runtime_dir = dir_;
         config.instance = instance;
         config.metrics_slots = slots;
-        auto metrics = Metrics::Open(config);
+        auto metrics = Metrics::Open(config, RouteKeys());
         EXPECT_TRUE(metrics.ok()) << (metrics.ok() ? "" : metrics.error().message);
         return metrics.ok() ? std::move(metrics).value() : nullptr;
     }
@@ -194,8 +195,8 @@ TEST_F(MetricsTest, AnIncompatibleRegionIsReplacedWithoutDisturbingItsUsers) {
 // A header whose slot count makes header + slots * slot size wrap around 2^64 to the size of
 // a small file would map a few bytes and then index far past them.
 metrics::RegionHeader WrappingHeader() {
-    const std::uint64_t slot_bytes = metrics::GetLayout().slot_bytes;
-    metrics::RegionHeader header = metrics::ExpectedHeader(4);
+    const std::uint64_t slot_bytes = metrics::MakeLayout(RouteKeys()).slot_bytes;
+    metrics::RegionHeader header = metrics::ExpectedHeader(metrics::MakeLayout(RouteKeys()), 4);
     header.slot_count = std::uint64_t{1} << (64 - std::countr_zero(slot_bytes));
     header.total_bytes = metrics::kHeaderBytes + header.slot_count * slot_bytes;  // wraps
     return header;
@@ -203,11 +204,13 @@ metrics::RegionHeader WrappingHeader() {
 
 TEST_F(MetricsTest, AHeaderIsCheckedForOverflowBeforeItIsTrusted) {
     const metrics::RegionHeader wrapping = WrappingHeader();
+    const metrics::Layout layout = metrics::MakeLayout(RouteKeys());
     EXPECT_EQ(wrapping.total_bytes, metrics::kHeaderBytes);
-    EXPECT_FALSE(metrics::HeaderUsable(wrapping, 1 << 20, 1));
-    EXPECT_TRUE(metrics::HeaderUsable(metrics::ExpectedHeader(4), 1 << 20, 1));
-    EXPECT_FALSE(metrics::HeaderUsable(metrics::ExpectedHeader(4), 4096, 1));  // file too short
-    EXPECT_FALSE(metrics::HeaderUsable(metrics::ExpectedHeader(4), 1 << 20, 5));
+    EXPECT_FALSE(metrics::HeaderUsable(layout, wrapping, 1 << 20, 1));
+    EXPECT_TRUE(metrics::HeaderUsable(layout, metrics::ExpectedHeader(layout, 4), 1 << 20, 1));
+    // A file too short, an instance without a slot:
+    EXPECT_FALSE(metrics::HeaderUsable(layout, metrics::ExpectedHeader(layout, 4), 4096, 1));
+    EXPECT_FALSE(metrics::HeaderUsable(layout, metrics::ExpectedHeader(layout, 4), 1 << 20, 5));
 
     // The same header on disk: the region is replaced, and a scrape works.
     const std::string path = dir_ + "/metrics.shm";
@@ -238,7 +241,7 @@ TEST_F(MetricsTest, TheSameInstanceTwiceIsRefused) {
     config.runtime_dir = dir_;
     config.instance = 3;
     config.metrics_slots = 8;
-    auto second = Metrics::Open(config);
+    auto second = Metrics::Open(config, RouteKeys());
     ASSERT_FALSE(second.ok());
     EXPECT_EQ(second.error().code, "metrics_slot_taken");
 }
@@ -246,7 +249,7 @@ TEST_F(MetricsTest, TheSameInstanceTwiceIsRefused) {
 TEST_F(MetricsTest, AMissingRuntimeDirectoryIsAnError) {
     Config config;
     config.runtime_dir = dir_ + "/missing";
-    auto metrics = Metrics::Open(config);
+    auto metrics = Metrics::Open(config, RouteKeys());
     ASSERT_FALSE(metrics.ok());
     EXPECT_NE(metrics.error().message.find("missing/metrics.shm"), std::string::npos);
 }

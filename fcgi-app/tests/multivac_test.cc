@@ -7,12 +7,13 @@
 #include <fstream>
 #include <thread>
 
-#include "multivac_handlers.h"
-#include "router.h"
+#include "api/health_handlers.h"
+#include "api/multivac_handlers.h"
+#include "api/router.h"
+#include "metrics/worker_metrics.h"
 #include "store/lmdb_queue.h"
 #include "test_support.h"
-#include "worker.h"
-#include "worker_metrics.h"
+#include "worker/worker.h"
 
 namespace hashd {
 namespace {
@@ -224,8 +225,9 @@ TEST(Worker, ProcessesTheBacklogKeepsCountersAcrossRestartsAndLogsNoData) {
     EXPECT_EQ(ParseWorkerMetrics(text.str(), nullptr).processed, 3u);
 
     h.store.down = true;
-    EXPECT_NE(RenderQueueMetrics(h.services).find("hashd_worker_processed_total 3\n"),
-              std::string::npos);
+    auto metrics = HandleMetrics(Request{}, h.services);
+    ASSERT_TRUE(metrics.ok());
+    EXPECT_NE(metrics.value().body.find("hashd_worker_processed_total 3\n"), std::string::npos);
 }
 
 }  // namespace

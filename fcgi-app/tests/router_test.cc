@@ -1,8 +1,8 @@
-#include "router.h"
+#include "api/router.h"
 
 #include <gtest/gtest.h>
 
-#include "json.h"
+#include "core/json.h"
 #include "test_support.h"
 
 namespace hashd {
@@ -55,7 +55,7 @@ class CountingStore final : public MessageStore {
     }
     Status Check() override {
         ++checks;
-        if (down) return ApiError{503, "store_unavailable", "down", 1};
+        if (down) return Error{ErrorKind::kUnavailable, "store_unavailable", "down", 1};
         return Ok{};
     }
     DataQueue& Queue() override { return queue; }

@@ -9,7 +9,7 @@
 
 #include <filesystem>
 
-#include "message_store.h"
+#include "store/message_store.h"
 #include "store/redis_store.h"
 
 namespace hashd {
@@ -92,16 +92,16 @@ void ExpectUnavailable(MessageStore& store) {
     for (int i = 0; i < 3; ++i) {
         auto put = store.Put(digest, "m");
         ASSERT_FALSE(put.ok());
-        EXPECT_EQ(put.error().status, 503);
+        EXPECT_EQ(put.error().kind, ErrorKind::kUnavailable);
         EXPECT_EQ(put.error().code, "store_unavailable");
         EXPECT_GE(put.error().retry_after_seconds, 1);
         EXPECT_NE(put.error().message.find("unavailable"), std::string::npos);
         auto get = store.Get(digest);
         ASSERT_FALSE(get.ok());
-        EXPECT_EQ(get.error().status, 503);
+        EXPECT_EQ(get.error().kind, ErrorKind::kUnavailable);
         auto check = store.Check();
         ASSERT_FALSE(check.ok());
-        EXPECT_EQ(check.error().status, 503);
+        EXPECT_EQ(check.error().kind, ErrorKind::kUnavailable);
     }
 }
 

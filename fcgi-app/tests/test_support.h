@@ -7,9 +7,9 @@
 #include <mutex>
 #include <vector>
 
-#include "http.h"
-#include "router.h"
-#include "services.h"
+#include "api/router.h"
+#include "api/services.h"
+#include "http/http.h"
 
 namespace hashd::testing {
 
@@ -74,7 +74,7 @@ class MemoryQueue final : public DataQueue {
     std::optional<std::string> first;
 
   private:
-    static ApiError Down() { return {503, "store_unavailable", "store down", 1}; }
+    static Error Down() { return {ErrorKind::kUnavailable, "store_unavailable", "store down", 1}; }
     const std::atomic<bool>& down_;
     std::mutex mutex_;
     int seq_ = 0;
@@ -105,7 +105,7 @@ class MemoryStore final : public MessageStore {
     MemoryQueue queue{down};
 
   private:
-    static ApiError Down() { return {503, "store_unavailable", "store down", 1}; }
+    static Error Down() { return {ErrorKind::kUnavailable, "store_unavailable", "store down", 1}; }
     std::mutex mutex_;
 };
 

@@ -1,12 +1,11 @@
 #pragma once
 // What the metrics count and where each count lives in a process's slot of the shared region.
 //
-// Cardinality. Every label value comes from a fixed table: routes from the router (never the
-// raw path), methods and statuses from http_tables.h, costs 4..31, store backends and ops,
-// shed reasons; anything else is counted under "other". So a slot has a fixed size (about
-// 23 KiB; 1.5 MiB for the default 64 slots) and a client cannot create series. Never add a
-// label with client-chosen values (client addresses, digests, paths): abusive clients are
-// found in the logs.
+// Cardinality. Every label value comes from a fixed table: routes as the router passes them in
+// (never the raw path), methods and statuses from http_tables.h, costs 4..31, store backends and
+// ops, shed reasons; anything else is counted under "other". So a slot has a fixed size (about 23
+// KiB; 1.5 MiB for the default 64 slots) and a client cannot create series. Never add a label with
+// client-chosen values (client addresses, digests, paths): abusive clients are found in the logs.
 //
 // Adding a metric: a field in Layout and one Take() line in layout.cc (the region's
 // fingerprint follows by itself, so an upgraded binary replaces an old region instead of
@@ -15,10 +14,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
-#include "http_tables.h"
+#include "http/http_tables.h"
+#include "metrics/metrics.h"
 
 namespace hashd::metrics {
 
@@ -108,8 +109,9 @@ struct Layout {
     std::uint64_t fingerprint = 0;
 };
 
-// The layout of this binary (computed once, from the router's routes and the tables above).
-const Layout& GetLayout();
+// The layout for `routes` (the router's, in its order) and the tables above. Every process of
+// one binary computes the same layout, so they agree on the region.
+Layout MakeLayout(std::span<const RouteKey> routes);
 
 // The index of `route` in layout.routes; "other" for a label the router does not know.
 std::size_t RouteIndex(const Layout& layout, std::string_view route);

@@ -67,17 +67,18 @@ constexpr std::uint64_t kRegionVersion = 1;
 // More than HASHD_METRICS_SLOTS may ever be (4096): a bound on what a header may claim.
 constexpr std::uint64_t kMaxSlots = 1 << 16;
 
-ApiError SystemError(const std::string& what, const std::string& path, int error) {
-    return {500, "metrics_unavailable", what + " " + path + ": " + std::strerror(error)};
+Error SystemError(const std::string& what, const std::string& path, int error) {
+    return {ErrorKind::kInternal, "metrics_unavailable",
+            what + " " + path + ": " + std::strerror(error)};
 }
 
 // Writes a complete, zeroed region to a temporary file and renames it over `path`. The
 // caller holds the flock of the file that `path` named, so one process at a time does this.
-Status CreateRegion(const std::string& path, std::size_t slot_count) {
+Status CreateRegion(const Layout& layout, const std::string& path, std::size_t slot_count) {
     const std::string temp = path + ".new." + std::to_string(getpid());
     const int fd = open(temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) return SystemError("cannot create", temp, errno);
-    const RegionHeader header = ExpectedHeader(slot_count);
+    const RegionHeader header = ExpectedHeader(layout, slot_count);
     // posix_fallocate reserves the pages now: a full tmpfs fails here, not as a SIGBUS later.
     int error = posix_fallocate(fd, 0, static_cast<off_t>(header.total_bytes));
     if (error == 0 && pwrite(fd, &header, sizeof(header), 0) != sizeof(header)) error = errno;
@@ -91,12 +92,13 @@ Status CreateRegion(const std::string& path, std::size_t slot_count) {
 }
 
 // Whether the open file holds a region this binary can use with `instance` in it.
-bool Usable(int fd, int instance, std::size_t* slot_count) {
+bool Usable(const Layout& layout, int fd, int instance, std::size_t* slot_count) {
     RegionHeader header{};
     struct stat st {};
     if (fstat(fd, &st) != 0 || pread(fd, &header, sizeof(header), 0) != sizeof(header))
         return false;
-    if (!HeaderUsable(header, static_cast<std::uint64_t>(st.st_size), instance)) return false;
+    if (!HeaderUsable(layout, header, static_cast<std::uint64_t>(st.st_size), instance))
+        return false;
     *slot_count = header.slot_count;
     return true;
 }
@@ -108,27 +110,26 @@ bool SameFile(int fd, const std::string& path) {
            a.st_ino == b.st_ino;
 }
 
-struct flock SlotLock(std::size_t slot, short type) {
+struct flock SlotLock(std::size_t slot_bytes, std::size_t slot, short type) {
     struct flock lock {};
     lock.l_type = type;
     lock.l_whence = SEEK_SET;
-    lock.l_start = static_cast<off_t>(kHeaderBytes + slot * GetLayout().slot_bytes);
-    lock.l_len = static_cast<off_t>(GetLayout().slot_bytes);
+    lock.l_start = static_cast<off_t>(kHeaderBytes + slot * slot_bytes);
+    lock.l_len = static_cast<off_t>(slot_bytes);
     return lock;
 }
 
 }  // namespace
 
-RegionHeader ExpectedHeader(std::size_t slot_count) {
-    const Layout& l = GetLayout();
+RegionHeader ExpectedHeader(const Layout& l, std::size_t slot_count) {
     return {kMagic,     kRegionVersion, l.fingerprint,
             slot_count, l.slot_bytes,   kHeaderBytes + slot_count * l.slot_bytes};
 }
 
-bool HeaderUsable(const RegionHeader& header, std::uint64_t file_size, int instance) {
+bool HeaderUsable(const Layout& layout, const RegionHeader& header, std::uint64_t file_size,
+                  int instance) {
     // Another process (or a stale file) wrote this header: every size in it is checked, with
     // overflow in mind, before it decides how much is mapped and how many slots are read.
-    const Layout& layout = GetLayout();
     if (header.magic != kMagic || header.version != kRegionVersion ||
         header.fingerprint != layout.fingerprint || header.slot_bytes != layout.slot_bytes)
         return false;
@@ -143,12 +144,13 @@ bool HeaderUsable(const RegionHeader& header, std::uint64_t file_size, int insta
            total <= std::numeric_limits<std::size_t>::max();
 }
 
-Region::Region(int fd, void* base, std::size_t bytes, std::size_t slot_count, std::size_t own)
+Region::Region(int fd, void* base, std::size_t bytes, std::size_t slot_count,
+               std::size_t slot_bytes, std::size_t own)
     : fd_(fd),
       base_(static_cast<unsigned char*>(base)),
       bytes_(bytes),
       slot_count_(slot_count),
-      slot_bytes_(GetLayout().slot_bytes),
+      slot_bytes_(slot_bytes),
       own_(own) {}
 
 Region::~Region() {
@@ -159,18 +161,20 @@ Region::~Region() {
 bool Region::Live(std::size_t slot) const {
     if (slot == own_) return true;
     if (Word(slot, kPid).load() == 0) return false;
-    struct flock lock = SlotLock(slot, F_WRLCK);
+    struct flock lock = SlotLock(slot_bytes_, slot, F_WRLCK);
     if (fcntl(fd_, F_OFD_GETLK, &lock) != 0) return false;
     return lock.l_type != F_UNLCK;
 }
 
-Result<std::unique_ptr<Region>> Region::Open(const std::string& path, int instance, int slots) {
+Result<std::unique_ptr<Region>> Region::Open(const Layout& layout, const std::string& path,
+                                             int instance, int slots) {
     // Open a usable region; at most a few rounds, as each round either succeeds or replaces
     // the file (a concurrent starter may replace it once more under us).
     int fd = -1;
     std::size_t slot_count = 0;
     for (int round = 0; fd < 0; ++round) {
-        if (round == 8) return ApiError{500, "metrics_unavailable", "cannot settle on " + path};
+        if (round == 8)
+            return Error{ErrorKind::kInternal, "metrics_unavailable", "cannot settle on " + path};
         const int candidate = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
         if (candidate < 0) return SystemError("cannot open", path, errno);
         if (flock(candidate, LOCK_EX) != 0) {
@@ -182,17 +186,17 @@ Result<std::unique_ptr<Region>> Region::Open(const std::string& path, int instan
             close(candidate);
             continue;
         }
-        if (Usable(candidate, instance, &slot_count)) {
+        if (Usable(layout, candidate, instance, &slot_count)) {
             fd = candidate;
             break;
         }
         const Status created =
-            CreateRegion(path, static_cast<std::size_t>(std::max(slots, instance)));
+            CreateRegion(layout, path, static_cast<std::size_t>(std::max(slots, instance)));
         close(candidate);  // also releases the flock; waiters see the new inode
         if (!created.ok()) return created.error();
     }
 
-    const std::size_t bytes = ExpectedHeader(slot_count).total_bytes;
+    const std::size_t bytes = ExpectedHeader(layout, slot_count).total_bytes;
     void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     const int map_error = errno;
     flock(fd, LOCK_UN);
@@ -204,7 +208,7 @@ Result<std::unique_ptr<Region>> Region::Open(const std::string& path, int instan
     // Claim the slot. Its previous owner may still be exiting (its lock goes with it), so wait
     // a little before concluding that another live process uses this instance number.
     const std::size_t slot = static_cast<std::size_t>(instance - 1);
-    struct flock lock = SlotLock(slot, F_WRLCK);
+    struct flock lock = SlotLock(layout.slot_bytes, slot, F_WRLCK);
     int attempts = 0;
     while (fcntl(fd, F_OFD_SETLK, &lock) != 0) {
         const int error = errno;
@@ -212,15 +216,16 @@ Result<std::unique_ptr<Region>> Region::Open(const std::string& path, int instan
             munmap(base, bytes);
             close(fd);
             if (error == EAGAIN || error == EACCES)
-                return ApiError{500, "metrics_slot_taken",
-                                "metrics slot " + std::to_string(instance) + " of " + path +
-                                    " is held by another live process: is HASHD_INSTANCE=" +
-                                    std::to_string(instance) + " running twice?"};
+                return Error{ErrorKind::kInternal, "metrics_slot_taken",
+                             "metrics slot " + std::to_string(instance) + " of " + path +
+                                 " is held by another live process: is HASHD_INSTANCE=" +
+                                 std::to_string(instance) + " running twice?"};
             return SystemError("cannot lock a slot of", path, error);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    return std::unique_ptr<Region>(new Region(fd, base, bytes, slot_count, slot));
+    return std::unique_ptr<Region>(
+        new Region(fd, base, bytes, slot_count, layout.slot_bytes, slot));
 }
 
 }  // namespace hashd::metrics

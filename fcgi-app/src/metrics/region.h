@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "core/result.h"
 #include "metrics/layout.h"
-#include "result.h"
 
 namespace hashd::metrics {
 
@@ -26,21 +26,24 @@ struct RegionHeader {
 constexpr std::size_t kHeaderBytes = 4096;  // keeps slot 1 page- and cache-line-aligned
 static_assert(sizeof(RegionHeader) <= kHeaderBytes);
 
-// The header this binary writes for a region of `slot_count` slots.
-RegionHeader ExpectedHeader(std::size_t slot_count);
+// The header this binary writes for a region of `slot_count` slots laid out as `layout`.
+RegionHeader ExpectedHeader(const Layout& layout, std::size_t slot_count);
 
-// Whether `header`, read from a file of `file_size` bytes, describes a region of this binary's
-// layout that has a slot for `instance` (1-based), so that mapping header.total_bytes and
+// Whether `header`, read from a file of `file_size` bytes, describes a region laid out as
+// `layout` that has a slot for `instance` (1-based), so that mapping header.total_bytes and
 // indexing header.slot_count slots stays inside the file.
-bool HeaderUsable(const RegionHeader& header, std::uint64_t file_size, int instance);
+bool HeaderUsable(const Layout& layout, const RegionHeader& header, std::uint64_t file_size,
+                  int instance);
 
 class Region {
   public:
-    // Maps `path` (creating or replacing it when it is missing or not usable by this binary,
+    // Maps `path` (creating or replacing it when it is missing or not laid out as `layout`,
     // with room for max(slots, instance) processes) and claims the slot of `instance`.
-    // Fails (500, "metrics_unavailable") when the file cannot be created, locked or mapped, and
+    // Fails (kInternal, "metrics_unavailable") when the file cannot be created, locked or mapped,
+    // and
     // ("metrics_slot_taken") when another live process holds the slot for ~3 s.
-    static Result<std::unique_ptr<Region>> Open(const std::string& path, int instance, int slots);
+    static Result<std::unique_ptr<Region>> Open(const Layout& layout, const std::string& path,
+                                                int instance, int slots);
 
     ~Region();  // unmaps the region and releases the slot's lock
     Region(const Region&) = delete;
@@ -61,7 +64,8 @@ class Region {
     bool Live(std::size_t slot) const;
 
   private:
-    Region(int fd, void* base, std::size_t bytes, std::size_t slot_count, std::size_t own);
+    Region(int fd, void* base, std::size_t bytes, std::size_t slot_count, std::size_t slot_bytes,
+           std::size_t own);
     std::uint64_t* SlotBase(std::size_t slot) const {
         return reinterpret_cast<std::uint64_t*>(base_ + kHeaderBytes + slot * slot_bytes_);
     }

@@ -31,9 +31,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
-#include "build_info.h"
+#include "core/build_info.h"
 #include "metrics/exposition.h"
 #include "metrics/process_stats.h"
 
@@ -59,8 +60,9 @@ std::size_t StoreBackendIndex(std::string_view store) {
 
 }  // namespace
 
-SharedMetrics::SharedMetrics(std::unique_ptr<Region> region, std::size_t store_backend)
-    : layout_(GetLayout()),
+SharedMetrics::SharedMetrics(Layout layout, std::unique_ptr<Region> region,
+                             std::size_t store_backend)
+    : layout_(std::move(layout)),
       region_(std::move(region)),
       own_(region_->own_slot()),
       store_backend_(store_backend) {
@@ -320,14 +322,17 @@ std::string SharedMetrics::Render() const {
 
 }  // namespace metrics
 
-Result<std::unique_ptr<Metrics>> Metrics::Open(const Config& config) {
+Result<std::unique_ptr<Metrics>> Metrics::Open(const Config& config,
+                                               std::span<const RouteKey> routes) {
     if (config.instance < 1 || config.instance > config.metrics_slots)
-        return ApiError{500, "invalid_setting", "HASHD_INSTANCE must be 1..HASHD_METRICS_SLOTS"};
-    auto region = metrics::Region::Open(config.runtime_dir + "/metrics.shm", config.instance,
-                                        config.metrics_slots);
+        return Error{ErrorKind::kInternal, "invalid_setting",
+                     "HASHD_INSTANCE must be 1..HASHD_METRICS_SLOTS"};
+    metrics::Layout layout = metrics::MakeLayout(routes);
+    auto region = metrics::Region::Open(layout, config.runtime_dir + "/metrics.shm",
+                                        config.instance, config.metrics_slots);
     if (!region.ok()) return region.error();
     return std::unique_ptr<Metrics>(std::make_unique<metrics::SharedMetrics>(
-        std::move(region).value(), metrics::StoreBackendIndex(config.store)));
+        std::move(layout), std::move(region).value(), metrics::StoreBackendIndex(config.store)));
 }
 
 }  // namespace hashd

@@ -7,17 +7,18 @@
 #include <string>
 #include <string_view>
 
-#include "metrics.h"
 #include "metrics/layout.h"
+#include "metrics/metrics.h"
 #include "metrics/region.h"
 
 namespace hashd::metrics {
 
 class SharedMetrics final : public Metrics {
   public:
-    // Takes over the claimed slot of `region`: its counters stay, its gauges start from zero.
+    // Takes over the claimed slot of `region` (opened with `layout`): its counters stay, its
+    // gauges start from zero.
     // `store_backend` is the index in kBackends of HASHD_STORE's backend (or past the end).
-    SharedMetrics(std::unique_ptr<Region> region, std::size_t store_backend);
+    SharedMetrics(Layout layout, std::unique_ptr<Region> region, std::size_t store_backend);
     ~SharedMetrics() override;
 
     void RecordRequest(std::string_view route, std::string_view method, int status,
@@ -39,7 +40,7 @@ class SharedMetrics final : public Metrics {
     template <std::size_t N>
     void Observe(std::size_t cell, const Bound (&bounds)[N], double seconds);
 
-    const Layout& layout_;
+    const Layout layout_;
     std::unique_ptr<Region> region_;
     std::size_t own_;
     std::size_t store_backend_;

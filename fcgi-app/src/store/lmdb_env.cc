@@ -19,9 +19,9 @@ constexpr unsigned kMaxReaders = 1024;
 // writes (a 64 KiB message, the B-tree pages it touches and the meta page).
 constexpr unsigned long long kDiskFullBelowBytes = 1 << 20;
 
-ApiError OpenFailed(std::string_view what, const std::string& directory, std::string_view step,
-                    const char* reason) {
-    return {500, "store_open_failed",
+Error OpenFailed(std::string_view what, const std::string& directory, std::string_view step,
+                 const char* reason) {
+    return {ErrorKind::kInternal, "store_open_failed",
             "Cannot open the LMDB " + std::string(what) + " in " + directory + " (" +
                 std::string(step) + "): " + reason};
 }
@@ -69,7 +69,7 @@ bool LmdbEnv::DiskFull() const {
     return static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize < kDiskFullBelowBytes;
 }
 
-ApiError LmdbEnv::Failure(int rc) {
+Error LmdbEnv::Failure(int rc) {
     if (rc == MDB_MAP_FULL || rc == ENOSPC) return StoreFull("lmdb");
     // A disk that fills up in the middle of a commit gives a short write, which LMDB reports
     // as EIO ("short write, filesystem full?"), not ENOSPC: ask the filesystem. The commit
@@ -79,7 +79,7 @@ ApiError LmdbEnv::Failure(int rc) {
     return StoreUnavailable("lmdb", 1, "lmdb " + what_ + ": " + mdb_strerror(rc));
 }
 
-ApiError LmdbEnv::OpenError(std::string_view step, int rc) const {
+Error LmdbEnv::OpenError(std::string_view step, int rc) const {
     return OpenFailed(what_, directory_, step, mdb_strerror(rc));
 }
 

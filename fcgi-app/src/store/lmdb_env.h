@@ -17,7 +17,7 @@
 #include <string_view>
 #include <utility>
 
-#include "result.h"
+#include "core/result.h"
 
 namespace hashd {
 
@@ -44,7 +44,7 @@ class LmdbEnv {
     // Opens (creating it and its directory if absent) the environment in `directory`, whose
     // file may grow to `map_size` bytes and which holds up to `max_dbs` named databases.
     // Files are mode 0600 (they hold client data); MDB_NOTLS ties reader slots to
-    // transactions, not threads. Fails (500 store_open_failed) with a message naming `what`
+    // transactions, not threads. Fails (kInternal store_open_failed) with a message naming `what`
     // and the directory.
     static Result<std::unique_ptr<LmdbEnv>> Open(const std::string& directory, std::size_t map_size,
                                                  unsigned max_dbs, std::string_view what);
@@ -58,12 +58,12 @@ class LmdbEnv {
     // Returns LMDB's code.
     int Begin(LmdbTxn& txn, unsigned flags, std::shared_lock<std::shared_mutex>& lock);
 
-    // The API error for LMDB code `rc`: 507 store_full for a full map or disk, else 503
+    // The error for LMDB code `rc`: kFull store_full for a full map or disk, else kUnavailable
     // store_unavailable (clearing the slots of dead readers when they ran out).
-    ApiError Failure(int rc);
+    Error Failure(int rc);
 
-    // 500 store_open_failed naming `what`, the directory and LMDB's reason.
-    ApiError OpenError(std::string_view step, int rc) const;
+    // kInternal store_open_failed naming `what`, the directory and LMDB's reason.
+    Error OpenError(std::string_view step, int rc) const;
 
     // Clears the reader slots of processes that died mid-read.
     void ClearStaleReaders();

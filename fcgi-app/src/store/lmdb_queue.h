@@ -26,7 +26,7 @@
 #include <shared_mutex>
 #include <string>
 
-#include "data_queue.h"
+#include "store/data_queue.h"
 #include "store/lmdb_env.h"
 
 namespace hashd {

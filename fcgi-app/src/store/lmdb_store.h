@@ -16,10 +16,10 @@
 // clears the reader slots of processes that died mid-read (mdb_reader_check).
 //
 // Space: the file grows up to the map size (HASHD_LMDB_MAP_SIZE) and no further. When full,
-// Put() answers 507 store_full and reads keep working; the operator raises the map size and
-// restarts the processes. During such a rolling restart a process with the old, smaller map
-// sees another one grow the file (MDB_MAP_RESIZED) and adopts the new size: all transactions
-// of the process hold a shared lock that the adoption takes exclusively, as LMDB requires.
+// Put() fails with kFull store_full (a 507) and reads keep working; the operator raises the map
+// size and restarts the processes. During such a rolling restart a process with the old, smaller
+// map sees another one grow the file (MDB_MAP_RESIZED) and adopts the new size: all transactions of
+// the process hold a shared lock that the adoption takes exclusively, as LMDB requires.
 
 #include <lmdb.h>
 
@@ -28,9 +28,9 @@
 #include <shared_mutex>
 #include <string>
 
-#include "message_store.h"
 #include "store/lmdb_env.h"
 #include "store/lmdb_queue.h"
+#include "store/message_store.h"
 
 namespace hashd {
 

@@ -63,9 +63,9 @@ Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(std::string_view url,
     if (options == nullptr) {
         // libpq's message may quote the URI, password included: do not pass it on.
         PQfreemem(error);
-        return ApiError{500, "store_config_invalid",
-                        "HASHD_STORE is not a valid postgresql:// connection URI (see libpq's "
-                        "\"Connection URIs\")."};
+        return Error{ErrorKind::kInternal, "store_config_invalid",
+                     "HASHD_STORE is not a valid postgresql:// connection URI (see libpq's "
+                     "\"Connection URIs\")."};
     }
     PQconninfoFree(options);
     return std::unique_ptr<PostgresStore>(new PostgresStore(std::string(url), timeout));
@@ -177,7 +177,7 @@ Result<PostgresStore::ResultPtr> PostgresStore::Run(const Send& send) {
             connection.backoff.Succeeded();
             return result;
         }
-        if (result.error().status == 507) return result;  // the server is up, but full
+        if (result.error().kind == ErrorKind::kFull) return result;  // the server is up, but full
         last_error = ErrorText(connection.conn.get());
         connection.conn.reset();  // unknown state (timeout mid-query, lost server): start over
         if (fresh || Clock::now() - started >= timeout_ / 2) break;

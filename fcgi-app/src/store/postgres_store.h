@@ -36,9 +36,9 @@
 #include <memory>
 #include <string>
 
-#include "data_queue.h"
-#include "message_store.h"
 #include "store/backoff.h"
+#include "store/data_queue.h"
+#include "store/message_store.h"
 #include "store/per_thread.h"
 
 namespace hashd {

@@ -22,8 +22,8 @@ bool ParseInt(std::string_view text, int& out) {
     return ec == std::errc{} && end == text.data() + text.size();
 }
 
-ApiError BadUrl(std::string_view why) {
-    return {500, "store_config_invalid",
+Error BadUrl(std::string_view why) {
+    return {ErrorKind::kInternal, "store_config_invalid",
             "HASHD_STORE is not a valid redis:// address (" + std::string(why) +
                 "); expected redis://[[user]:password@]host[:port][/db]"};
 }

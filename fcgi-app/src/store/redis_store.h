@@ -39,9 +39,9 @@
 #include <string>
 #include <vector>
 
-#include "data_queue.h"
-#include "message_store.h"
 #include "store/backoff.h"
+#include "store/data_queue.h"
+#include "store/message_store.h"
 #include "store/per_thread.h"
 
 namespace hashd {
@@ -96,7 +96,7 @@ class RedisStore final : public MessageStore, public DataQueue {
     RedisStore(RedisAddress address, std::chrono::milliseconds timeout);
     Status Connect(Connection& connection);
     // Runs one command on this thread's connection; a reply of type REDIS_REPLY_ERROR is
-    // turned into an ApiError too.
+    // turned into an Error too.
     Result<ReplyPtr> Command(const std::vector<std::string_view>& argv);
     // The consumers that registered in hashd:multivac:consumers (redis_queue.cc).
     Result<std::vector<std::string>> Consumers();

@@ -5,15 +5,15 @@
 
 namespace hashd {
 
-ApiError StoreUnavailable(std::string_view backend, int retry_after_seconds, std::string detail) {
-    return {503, "store_unavailable",
+Error StoreUnavailable(std::string_view backend, int retry_after_seconds, std::string detail) {
+    return {ErrorKind::kUnavailable, "store_unavailable",
             "The message store (" + std::string(backend) +
                 ") is unavailable right now; retry after the Retry-After delay.",
             std::max(1, retry_after_seconds), std::move(detail)};
 }
 
-ApiError StoreFull(std::string_view backend) {
-    return {507, "store_full",
+Error StoreFull(std::string_view backend) {
+    return {ErrorKind::kFull, "store_full",
             "The message store (" + std::string(backend) +
                 ") is full and accepts no new messages; stored messages can still be read. An "
                 "operator must give it more space.",

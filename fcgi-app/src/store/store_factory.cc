@@ -1,8 +1,8 @@
 // OpenMessageStore: the one place that maps HASHD_STORE to a backend.
 #include <chrono>
 
-#include "message_store.h"
 #include "store/lmdb_store.h"
+#include "store/message_store.h"
 #include "store/postgres_store.h"
 #include "store/redis_store.h"
 
@@ -23,16 +23,15 @@ Result<std::unique_ptr<MessageStore>> OpenMessageStore(const Config& config) {
     if (store.starts_with("lmdb:")) {
         const std::string path(store.substr(5));
         if (path.empty())
-            return ApiError{
-                500, "store_config_invalid",
-                "HASHD_STORE=lmdb: needs a directory, e.g. lmdb:/var/lib/hashd/messages"};
+            return Error{ErrorKind::kInternal, "store_config_invalid",
+                         "HASHD_STORE=lmdb: needs a directory, e.g. lmdb:/var/lib/hashd/messages"};
         return Upcast(LmdbStore::Open(path, config.lmdb_map_size));
     }
     if (store.starts_with("redis://")) return Upcast(RedisStore::Open(store, timeout));
     if (store.starts_with("postgresql://") || store.starts_with("postgres://"))
         return Upcast(PostgresStore::Open(store, timeout));
-    return ApiError{500, "store_config_invalid",
-                    "HASHD_STORE must be lmdb:PATH, redis://HOST:PORT/DB or postgresql://..."};
+    return Error{ErrorKind::kInternal, "store_config_invalid",
+                 "HASHD_STORE must be lmdb:PATH, redis://HOST:PORT/DB or postgresql://..."};
 }
 
 }  // namespace hashd

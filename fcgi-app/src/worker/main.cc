@@ -13,12 +13,12 @@
 #include <string>
 #include <vector>
 
-#include "build_info.h"
-#include "config.h"
-#include "logger.h"
-#include "message_store.h"
-#include "worker.h"
-#include "worker_metrics.h"
+#include "core/build_info.h"
+#include "core/config.h"
+#include "core/logger.h"
+#include "metrics/worker_metrics.h"
+#include "store/message_store.h"
+#include "worker/worker.h"
 
 namespace {
 

@@ -1,0 +1,152 @@
+// hashd-fcgi: serves the hashd API over FastCGI on the listening socket inherited as fd 0, as
+// `spawn-fcgi -n` hands it. See --help for the settings.
+
+#include <fcgiapp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/router.h"
+#include "core/build_info.h"
+#include "core/config.h"
+#include "core/logger.h"
+#include "metrics/metrics.h"
+#include "server/fcgi_server.h"
+#include "store/message_store.h"
+
+namespace {
+
+using namespace hashd;
+
+constexpr int kListenFd = 0;
+// A worker busy on one request for this long is stuck: no request legitimately takes a minute.
+constexpr std::chrono::seconds kStuckWorker{60};
+
+bool IsListeningSocket(int fd) {
+    int listening = 0;
+    socklen_t length = sizeof(listening);
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0 && listening;
+}
+
+// Feeds the systemd watchdog while the server is healthy, until told to stop.
+class Watchdog {
+  public:
+    explicit Watchdog(const FcgiServer& server) {
+        uint64_t usec = 0;
+        if (sd_watchdog_enabled(0, &usec) <= 0) return;
+        thread_ = std::jthread([this, &server, usec](std::stop_token stop) {
+            const auto interval = std::chrono::microseconds(usec / 2);
+            std::unique_lock lock(mutex_);
+            while (!stop.stop_requested()) {
+                if (server.Healthy(kStuckWorker)) sd_notify(0, "WATCHDOG=1");
+                wake_.wait_for(lock, stop, interval, [] { return false; });
+            }
+        });
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable_any wake_;
+    std::jthread thread_;  // last: joined before the members it uses are destroyed
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    for (const std::string& arg : args) {
+        if (arg == "--help" || arg == "-h") {
+            std::fputs(ConfigHelp().c_str(), stdout);
+            return 0;
+        }
+        if (arg == "--settings-markdown") {
+            std::fputs(SettingsMarkdown().c_str(), stdout);
+            return 0;
+        }
+        if (arg == "--print-defaults-file") {
+            std::fputs(DefaultsFileSettings().c_str(), stdout);
+            return 0;
+        }
+        if (arg == "--version") {
+            std::printf("hashd-fcgi %s (%s)\n", kVersion, kCommit);
+            return 0;
+        }
+    }
+    auto config = LoadConfig([](const char* name) { return std::getenv(name); }, args);
+    if (!config.ok()) {
+        std::fprintf(stderr, "hashd-fcgi: %s\n", config.error().message.c_str());
+        return 2;
+    }
+    const Logger logger(config.value().log);
+    if (!IsListeningSocket(kListenFd)) {
+        logger.Log(LogLevel::kError,
+                   "fd 0 is not a listening socket; start hashd-fcgi with spawn-fcgi -n", {});
+        return 2;
+    }
+
+    // Signals are taken synchronously by the main thread: block them before any thread starts
+    // so that every thread inherits the mask. SIGPIPE is ignored: a client that went away is an
+    // error value from the write, not a reason to die.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    auto metrics = Metrics::Open(config.value(), RouteKeys());
+    if (!metrics.ok()) {
+        logger.Log(LogLevel::kError, "cannot open the metrics region",
+                   {{"ERROR", metrics.error().message}});
+        return 1;
+    }
+    auto store = OpenMessageStore(config.value());
+    if (!store.ok()) {
+        logger.Log(LogLevel::kError, "cannot open the message store",
+                   {{"ERROR", store.error().message}});
+        return 1;
+    }
+
+    FCGX_Init();
+    std::atomic<bool> draining{false};
+    // Readiness is asked of the store at most once a second per process (readiness.h).
+    ReadinessCache readiness(*store.value(), std::chrono::seconds(1));
+    const Services services{config.value(), *store.value(), *metrics.value(), draining, readiness};
+    FcgiServer server(services, logger, kListenFd);
+
+    std::jthread signal_waiter([&] {
+        int signal_number = 0;
+        sigwait(&stop_signals, &signal_number);
+        draining.store(true);
+        sd_notify(0, "STOPPING=1\nSTATUS=Finishing in-flight requests");
+        logger.Log(LogLevel::kInfo, "stopping: finishing in-flight requests",
+                   {{"SIGNAL", strsignal(signal_number)}});
+        server.Stop();
+    });
+    Watchdog watchdog(server);
+
+    logger.Log(LogLevel::kInfo, "serving",
+               {{"VERSION", kVersion},
+                {"THREADS", std::to_string(config.value().threads)},
+                {"INSTANCE", std::to_string(config.value().instance)},
+                {"STORE_BACKEND", std::string(store.value()->Backend())}});
+    sd_notifyf(0, "READY=1\nSTATUS=Serving with %d threads", config.value().threads);
+    server.Run();
+
+    logger.Log(LogLevel::kInfo, "stopped", {});
+    // The signal thread is done when Run() returns after a stop; after any other exit of Run()
+    // (accept failed), wake it so the join below does not wait for a signal.
+    if (!draining.load()) pthread_kill(signal_waiter.native_handle(), SIGTERM);
+    return 0;
+}

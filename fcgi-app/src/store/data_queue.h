@@ -1,0 +1,76 @@
+#pragma once
+// The durable queue behind the MultiVAC API (POST /multivac/data, GET /multivac) and the
+// hashd-worker that consumes it. Every message-store backend carries one, in the same store
+// the operator configured (HASHD_STORE), so a MultiVAC datum is as durable as a message:
+//   LMDB        a second environment next to the messages (<dir>/multivac), one VM;
+//   Redis       a reliable queue: LPUSH onto a list, BLMOVE into the consumer's own
+//               processing list, removed from it only in the transaction that records the
+//               result; lists of consumers that stopped heart-beating are moved back;
+//   PostgreSQL  a table consumed with SELECT ... FOR UPDATE SKIP LOCKED, the row deleted in
+//               the transaction that records the result.
+//
+// Processing a datum means recording it: "processed" (keyed by its id) and, if no datum was
+// processed before, "first" (set-if-absent). Both writes are idempotent and happen in the
+// same atomic step as the removal of the datum from the queue (Complete), so:
+//   - delivery is at least once: a consumer killed at any point before Complete leaves the
+//     datum queued (or claimed by a dead consumer, which Recover() puts back);
+//   - the effect is exactly once: a datum completed twice (redelivered after a crash, or
+//     claimed by two consumers during a recovery race) changes nothing the second time, and
+//     the first processed datum, once set, never changes.
+//
+// All calls are thread-safe and report failure as values, with the same kUnavailable
+// "store_unavailable" / kFull "store_full" errors as the message store (store_errors.h).
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace hashd {
+
+// One claimed datum. `id` names it in logs (never `data`, which is client content).
+struct Datum {
+    std::string id;
+    std::string data;
+    double enqueued_at = 0;  // Unix time in seconds when it was queued
+    std::string receipt;     // backend-private handle of the claim (Redis: the list element)
+};
+
+struct QueueStats {
+    std::int64_t depth = 0;                    // data queued and not yet completed
+    std::optional<double> oldest_enqueued_at;  // Unix seconds of the oldest of them
+};
+
+class DataQueue {
+  public:
+    virtual ~DataQueue() = default;
+
+    // Queues `data`; returns its id once the datum is as durable as a stored message on this
+    // backend (the README's "Durability" section).
+    virtual Result<std::string> Enqueue(std::string_view data) = 0;
+
+    // Claims the oldest queued datum that no live consumer holds, waiting up to about `wait`
+    // for one to arrive; nullopt when none came. The datum stays in the store until Complete.
+    virtual Result<std::optional<Datum>> Claim(std::chrono::milliseconds wait) = 0;
+
+    // Records `datum` as processed (and as the first processed datum if there is none yet) and
+    // removes it from the queue, all in one atomic step. Idempotent.
+    virtual Status Complete(const Datum& datum) = 0;
+
+    // Puts back data claimed by consumers that are gone (Redis: processing lists whose owner
+    // stopped heart-beating, including this consumer's own list after a lost connection) and
+    // renews this consumer's liveness. A no-op where the store does it by itself (LMDB,
+    // PostgreSQL). Consumers call it every few seconds.
+    virtual Status Recover() = 0;
+
+    // The first datum ever processed, or nullopt while none has been.
+    virtual Result<std::optional<std::string>> First() = 0;
+
+    // How many data wait, and since when.
+    virtual Result<QueueStats> Stats() = 0;
+};
+
+}  // namespace hashd
