@@ -27,10 +27,9 @@ add_custom_command(OUTPUT ${HASHD_PKG_DIR}/default/hashd
                            -P ${CMAKE_SOURCE_DIR}/cmake/defaults-file.cmake
                    DEPENDS hashd-fcgi ${CMAKE_SOURCE_DIR}/systemd/default/hashd.in
                            ${CMAKE_SOURCE_DIR}/cmake/defaults-file.cmake VERBATIM)
-# It may hold the store's password (HASHD_STORE): never world-readable. dpkg unpacks it 0640
-# root:root (group hashd does not exist yet); postinst gives it to group hashd.
+# It may hold the store's password (HASHD_STORE): root only, 0600 (systemd reads it as root).
 install(FILES ${HASHD_PKG_DIR}/default/hashd DESTINATION /etc/default
-        PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
+        PERMISSIONS OWNER_READ OWNER_WRITE)
 
 # nginx templates (the Ansible nginx role and scripts/render-nginx render them).
 install(DIRECTORY nginx/ DESTINATION ${CMAKE_INSTALL_DATADIR}/hashd/nginx
@@ -157,21 +156,29 @@ if [ "$1" = "configure" ]; then
         systemd-sysusers hashd.conf
     else
         getent group hashd >/dev/null || addgroup --system hashd
+        getent group hashd-sock >/dev/null || addgroup --system hashd-sock
         getent passwd hashd >/dev/null || adduser --system --ingroup hashd \
             --home /var/lib/hashd --no-create-home --shell /usr/sbin/nologin hashd
-        if getent passwd www-data >/dev/null; then adduser www-data hashd >/dev/null; fi
+        if getent passwd www-data >/dev/null; then adduser www-data hashd-sock >/dev/null; fi
     fi
-    # The settings may hold the store's password: root writes, group hashd reads, nobody
-    # else (an administrator's dpkg-statoverride wins).
+    # nginx's user reaches the sockets through group hashd-sock only; older packages put it
+    # in group hashd, which owns the store (issue 21, finding 5). It leaves hashd below, once
+    # the restarted workers' sockets belong to hashd-sock, so nginx can always connect.
+    migrate=""
+    if id -nG www-data 2>/dev/null | tr ' ' '\n' | grep -qx hashd; then migrate=1; fi
+    # The settings may hold the store's password: root only (systemd reads the file as root
+    # before dropping to User=hashd); an administrator's dpkg-statoverride wins.
     if ! dpkg-statoverride --list /etc/default/hashd >/dev/null 2>&1; then
-        chown root:hashd /etc/default/hashd
-        chmod 0640 /etc/default/hashd
+        chown root:root /etc/default/hashd
+        chmod 0600 /etc/default/hashd
     fi
     if command -v systemd-tmpfiles >/dev/null 2>&1; then
         systemd-tmpfiles --create hashd.conf
     fi
     if [ -d /run/systemd/system ]; then
         systemctl daemon-reload >/dev/null || true
+        # New nginx workers pick up hashd-sock (and still have hashd) before the sockets move.
+        if [ -n "$migrate" ]; then systemctl try-reload-or-restart nginx.service || true; fi
         if [ -n "$2" ]; then
             for unit in $(systemctl list-units --plain --no-legend --state=active 'hashd@*.service' | awk '{print $1}'); do
                 systemctl restart "$unit" || true
@@ -181,6 +188,10 @@ if [ "$1" = "configure" ]; then
                 systemctl restart hashd-worker.service || true
             fi
         fi
+    fi
+    if [ -n "$migrate" ]; then
+        gpasswd -d www-data hashd >/dev/null
+        if [ -d /run/systemd/system ]; then systemctl try-reload-or-restart nginx.service || true; fi
     fi
 fi
 exit 0
@@ -209,9 +220,9 @@ file(WRITE ${HASHD_PKG_DIR}/lintian-overrides
 # `systemctl list-units 'hashd@*'` and a glob, which deb-systemd-invoke does not take.
 hashd: maintainer-script-calls-systemctl [postinst:*]
 hashd: maintainer-script-calls-systemctl [prerm:*]
-# /etc/default/hashd may hold the message store's password (HASHD_STORE); postinst gives it
-# to root:hashd 0640, and it must not be world-readable in between.
-hashd: non-standard-file-perm 0640 != 0644 [etc/default/hashd]
+# /etc/default/hashd may hold the message store's password (HASHD_STORE): root only (systemd
+# reads it as root), never readable by nginx's user or anyone else.
+hashd: non-standard-file-perm 0600 != 0644 [etc/default/hashd]
 # hashd.target is the package's own target grouping the hashd@N instances (how many is a
 # per-machine choice); it is what an operator starts, stops and restarts as one.
 hashd: systemd-service-file-refers-to-unusual-wantedby-target hashd.target [lib/systemd/system/hashd@.service]
