@@ -65,14 +65,15 @@ def test_a_stored_page_does_nothing_in_a_browser(make_stack):
     # MultiVAC's clients see what they always did: the datum's bytes, as text/html.
     assert served.content == page.encode()
     assert served.headers["Content-Type"] == "text/html; charset=utf-8"
-    csp = served.headers["Content-Security-Policy"]
-    assert csp.split(";")[0].strip() == "sandbox", csp
-    assert served.headers["X-Content-Type-Options"] == "nosniff"
 
     dom = chromium_dump_dom(stack.url("/multivac"))
     time.sleep(1)  # nginx writes an access-log line when a request ends
     trapped = sorted({e["path"] for e in stack.access_log() if e["path"].startswith("/trap/")})
     # The page was loaded (its markup is in the DOM), and nothing in it ran.
+    assert trapped == [], f"the browser followed the stored page to {trapped}"
     assert 'id="f"' in dom, dom[:2000]
     assert "script-ran" not in dom, "the stored script ran"
-    assert trapped == [], f"the browser followed the stored page to {trapped}"
+    # What makes it so.
+    csp = served.headers["Content-Security-Policy"]
+    assert csp.split(";")[0].strip() == "sandbox", csp
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
