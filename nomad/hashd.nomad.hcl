@@ -376,6 +376,7 @@ log_format hashd_json escape=json
     '"upstream_status":"$upstream_status",'
     '"upstream_time":"$upstream_response_time",'
     '"limit_req":"$limit_req_status",'
+    '"client_id":"$hashd_token_id",'
     '"user_agent":"$hashd_log_user_agent"}';
 
 access_log {{ env "NOMAD_ALLOC_DIR" }}/logs/nginx-access.log hashd_json;
@@ -394,8 +395,26 @@ error_log /dev/null;
 
 # --- Abuse limits (per client; numbers in ansible/roles/nginx/defaults/main.yml) -------------
 
-limit_req_zone $binary_remote_addr zone=hashd_hash:10m rate=10r/s;
-limit_req_zone $binary_remote_addr zone=hashd_general:10m rate=100r/s;
+# Who is a client (issue 21, access control): a request with a well-formed API token
+# (`Authorization: Bearer hashd_<client-id>_<43 base64url>`) is that token's client, so
+# clients behind one NAT are told apart and a client behind many addresses is one; any
+# other request is its address. nginx cannot tell a real token from a made-up one (the app
+# checks it: 401), so made-up tokens would each get a fresh budget: the *_per_address
+# zones below are a ceiling on everything one address sends, tokens or not. Keys live in
+# nginx's shared memory only; the log names the client id ($hashd_token_id), never the
+# token.
+map $http_authorization $hashd_client_key {
+    "~^Bearer +(?<hashd_bearer>hashd_[a-z0-9-]{1,32}_[A-Za-z0-9_-]{43})$" $hashd_bearer;
+    default $binary_remote_addr;
+}
+map $http_authorization $hashd_token_id {
+    "~^Bearer +hashd_(?<hashd_token_id_head>[a-z0-9-]{1,32})_[A-Za-z0-9_-]{43}$" $hashd_token_id_head;
+    default "";
+}
+limit_req_zone $hashd_client_key zone=hashd_hash:10m rate=10r/s;
+limit_req_zone $hashd_client_key zone=hashd_general:10m rate=100r/s;
+limit_req_zone $binary_remote_addr zone=hashd_hash_address:10m rate=100r/s;
+limit_req_zone $binary_remote_addr zone=hashd_general_address:10m rate=1000r/s;
 limit_conn_zone $binary_remote_addr zone=hashd_conn:10m;
 # Large bodies in flight per client (/messages, /multivac/data): each may pin its route's
 # whole body buffer (see "Basics").
@@ -487,6 +506,7 @@ server {
     # bytes, at most 432 JSON-escaped) and a bcrypt hash (120 as hex): a few KiB at most.
     location = /v1/hash {
         limit_req zone=hashd_hash burst=20 nodelay;
+        limit_req zone=hashd_hash_address burst=200 nodelay;
         client_max_body_size 4k;
         client_body_buffer_size 4k;
         fastcgi_pass hashd;
@@ -494,6 +514,7 @@ server {
     }
     location = /v1/verify {
         limit_req zone=hashd_hash burst=20 nodelay;
+        limit_req zone=hashd_hash_address burst=200 nodelay;
         client_max_body_size 4k;
         client_body_buffer_size 4k;
         fastcgi_pass hashd;
@@ -507,6 +528,7 @@ server {
     # (nginx inherits them only into a block that sets none), so hashd_conn is repeated.
     location = /messages {
         limit_req zone=hashd_general burst=200 nodelay;
+        limit_req zone=hashd_general_address burst=2000 nodelay;
         limit_conn hashd_conn 64;
         limit_conn hashd_body_conn 8;
         client_max_body_size 400k;
@@ -516,6 +538,7 @@ server {
     }
     location = /multivac/data {
         limit_req zone=hashd_general burst=200 nodelay;
+        limit_req zone=hashd_general_address burst=2000 nodelay;
         limit_conn hashd_conn 64;
         limit_conn hashd_body_conn 8;
         client_max_body_size 200k;
@@ -532,6 +555,7 @@ server {
     location ~* ^/gethash(?:/|$) {
         error_log /dev/null;
         limit_req zone=hashd_hash burst=20 nodelay;
+        limit_req zone=hashd_hash_address burst=200 nodelay;
         fastcgi_pass hashd;
         include hashd/snippets/fastcgi-hashd.conf;
     }
@@ -564,6 +588,7 @@ server {
     # its answers). Bodies: the small default (see "Basics").
     location / {
         limit_req zone=hashd_general burst=200 nodelay;
+        limit_req zone=hashd_general_address burst=2000 nodelay;
         fastcgi_pass hashd;
         include hashd/snippets/fastcgi-hashd.conf;
     }
@@ -598,6 +623,12 @@ fastcgi_param SERVER_NAME $server_name;
 fastcgi_param SERVER_PORT $server_port;
 # Correlates the app's log lines with nginx's access log and the X-Request-Id header.
 fastcgi_param REQUEST_ID $request_id;
+# mTLS (snippets/tls.conf, when a client CA is configured): nginx's verdict on the client
+# certificate (SUCCESS, NONE, FAILED:reason) and its subject (RFC 2253), which the app's
+# per-route policy and tokens file (cert <client-id> <DN> <routes>) match. Set by nginx
+# from the TLS handshake only, never from a request header.
+fastcgi_param HASHD_CLIENT_VERIFY $ssl_client_verify;
+fastcgi_param HASHD_CLIENT_DN $ssl_client_s_dn;
 
 # Headers nginx sets itself (snippets/headers.conf): never forwarded twice.
 fastcgi_hide_header X-Request-Id;
@@ -703,6 +734,8 @@ error_page 413 @hashd_error_body_too_large;
 error_page 414 /.hashd-error/uri-too-long;
 error_page 429 @hashd_error_rate_limited;
 error_page 497 =400 @hashd_error_https_required;
+# 495/496: a client certificate that failed verification (mTLS, snippets/tls.conf).
+error_page 495 496 =400 @hashd_error_bad_client_certificate;
 error_page 500 @hashd_error_internal_error;
 error_page 502 503 =503 @hashd_error_overloaded;
 error_page 504 @hashd_error_upstream_timeout;
@@ -711,6 +744,10 @@ location = /.hashd-error/bad-request {
     internal;
     include hashd/snippets/headers.conf;
     return 400 '{"err_msg":"The request is malformed: check its request line, headers and size.","error":"bad_request","request_id":"$request_id"}';
+}
+location @hashd_error_bad_client_certificate {
+    include hashd/snippets/headers.conf;
+    return 400 '{"err_msg":"Your TLS client certificate was not accepted: it must be issued by the CA this service trusts and be valid now. Send none to use an API token instead.","error":"bad_client_certificate","request_id":"$request_id"}';
 }
 location @hashd_error_forbidden {
     include hashd/snippets/headers.conf;

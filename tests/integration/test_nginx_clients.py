@@ -72,12 +72,18 @@ def test_client_certificates_are_checked_against_the_configured_ca(make_stack, t
     other_key, other_crt = ca("other")
     stack = make_stack(processes=1, app_env={"HASHD_COST_MIN": "4"},
                        nginx={"client_ca": str(good_crt)})
-    session = requests.Session()
-    session.verify = str(stack.cert)
     url = stack.url("/v1/hash")
     body = {"password": "pw", "cost": 4}
+
+    def post(cert=None):
+        # A session each: requests reuses a pooled connection whatever `cert` says.
+        with requests.Session() as session:
+            session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify (requests #3829)
+            session.verify = str(stack.cert)
+            return session.post(url, json=body, cert=cert, timeout=30)
+
     # Optional: no certificate is fine (the route's policy is the app's), a good one too.
-    assert session.post(url, json=body, timeout=30).status_code == 200
-    assert session.post(url, json=body, cert=client("billing", good_key, good_crt), timeout=30).status_code == 200
-    refused = session.post(url, json=body, cert=client("mallory", other_key, other_crt), timeout=30)
+    assert post().status_code == 200
+    assert post(client("billing", good_key, good_crt)).status_code == 200
+    refused = post(client("mallory", other_key, other_crt))
     assert refused.status_code == 400 and refused.json()["error"] == "bad_client_certificate", refused.text
