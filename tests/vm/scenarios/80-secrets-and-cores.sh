@@ -11,7 +11,10 @@
 # case on purpose: a runtime drop-in gives hashd@2 a writable working directory, where the
 # kernel's core pattern of this machine ("core", a file in the working directory) would put
 # the core; a control process of user hashd crashing there with `ulimit -c unlimited` proves
-# that a core would indeed be written, so "no core" is the limit's doing.
+# that a core would indeed be written, so "no core" is the limit's doing. Before it crashes,
+# the worker's soft limit is raised as far as the hard limit lets it (what the process itself
+# could do): with systemd's default (soft 0, hard unlimited) that is unlimited, and the core
+# holds the password.
 
 name=vm1
 
@@ -86,12 +89,21 @@ if grep -q '^core' "$work/core-control.txt"; then
     on_vm $name "rm -f /var/lib/hashd/core*"
     on_vm $name "mkdir -p /run/systemd/system/hashd@2.service.d && printf '[Service]\nWorkingDirectory=/var/lib/hashd\n' >/run/systemd/system/hashd@2.service.d/90-crash-test.conf && systemctl daemon-reload && systemctl restart hashd@2.service"
     victim=$(on_vm $name systemctl show -p MainPID --value hashd@2.service)
+    # What the process itself (or a library in it) may do: raise its soft core limit up to
+    # the hard one. Only a hard limit of 0 stops that (the soft limit alone did not).
+    raised=$(on_vm $name "prlimit --pid $victim --core=unlimited: 2>&1; awk '/^Max core file size/ {print \$5, \$6}' /proc/$victim/limits")
+    figure "hashd@2 (pid $victim) after raising its soft core limit: $raised"
     secret="core-canary-$run_id-$RANDOM$RANDOM"
     # Two slow hashes in flight (least_conn puts one on each process), the same password.
-    for _ in 1 2; do post_hash $name "$work/core-post.json" "$secret" 14 >/dev/null 2>&1 & done
+    posts=()
+    for _ in 1 2; do
+        post_hash $name "$work/core-post.json" "$secret" 14 >/dev/null 2>&1 &
+        posts+=($!)
+    done
     sleep 0.4
     on_vm $name "kill -SEGV $victim"
-    wait
+    # Only these two: a bare `wait` would also wait for the VMs' systemd-nspawn.
+    wait "${posts[@]}"
     sleep 2
     found=$(on_vm $name "ls /var/lib/hashd | grep '^core'; grep -rlsF '$secret' /var/lib/hashd /var/lib/systemd/coredump /var/crash /tmp /var/tmp 2>/dev/null" 2>/dev/null)
     restarted=$(on_vm $name systemctl show -p MainPID --value hashd@2.service)
