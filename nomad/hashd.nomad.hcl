@@ -417,8 +417,14 @@ limit_req_zone $binary_remote_addr zone=hashd_hash_address:10m rate=100r/s;
 limit_req_zone $binary_remote_addr zone=hashd_general_address:10m rate=1000r/s;
 limit_conn_zone $binary_remote_addr zone=hashd_conn:10m;
 # Large bodies in flight per client (/messages, /multivac/data): each may pin its route's
-# whole body buffer (see "Basics").
-limit_conn_zone $binary_remote_addr zone=hashd_body_conn:10m;
+# whole body buffer (see "Basics"). Only bodies of 10 000 bytes or more count (an empty key
+# is not counted): a client writing many small messages at once is not limited by this.
+# A body without Content-Length (chunked) counts.
+map $content_length $hashd_body_conn_key {
+    "~^[0-9]{1,4}$" "";
+    default $binary_remote_addr;
+}
+limit_conn_zone $hashd_body_conn_key zone=hashd_body_conn:10m;
 
 # Probes (/healthz, /readyz): unlimited for the health checkers (loopback and
 # hashd_nginx_health_checkers), rate limited for everyone else, so that nobody can use them
