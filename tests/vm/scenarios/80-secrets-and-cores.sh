@@ -21,7 +21,9 @@ name=vm1
 # --- Finding 5 ---------------------------------------------------------------------------------
 
 groups=$(on_vm $name "id -nG www-data" 2>/dev/null)
-if [ -n "$groups" ] && ! grep -qw hashd <<<"$groups" && grep -qw hashd-sock <<<"$groups"; then
+# One group a line, whole-line matches: "hashd" is a word of "hashd-sock" to grep -w.
+if [ -n "$groups" ] && ! tr ' ' '\n' <<<"$groups" | grep -qx hashd &&
+    tr ' ' '\n' <<<"$groups" | grep -qx hashd-sock; then
     pass www-data-groups "www-data is in: $groups (hashd-sock for the sockets, not hashd)"
 else
     fail www-data-groups "www-data is in: '${groups:-?}' (want hashd-sock and not hashd)"
@@ -30,7 +32,7 @@ fi
 # The running nginx workers' own groups, as the kernel sees them (a group change reaches them
 # only through a restart of nginx).
 nginx_groups=$(on_vm $name 'for p in $(pgrep -u www-data nginx); do getent group $(awk "/^Groups:/ {for (i = 2; i <= NF; i++) print \$i}" /proc/$p/status) | cut -d: -f1; done | sort -u | tr "\n" " "' 2>/dev/null)
-if [ -n "$nginx_groups" ] && ! grep -qw hashd <<<"$nginx_groups"; then
+if [ -n "$nginx_groups" ] && ! tr ' ' '\n' <<<"$nginx_groups" | grep -qx hashd; then
     pass nginx-worker-groups "nginx workers' supplementary groups: $nginx_groups"
 else
     fail nginx-worker-groups "nginx workers' supplementary groups: '${nginx_groups:-none found}' (must not include hashd)"
