@@ -27,10 +27,9 @@ add_custom_command(OUTPUT ${HASHD_PKG_DIR}/default/hashd
                            -P ${CMAKE_SOURCE_DIR}/cmake/defaults-file.cmake
                    DEPENDS hashd-fcgi ${CMAKE_SOURCE_DIR}/systemd/default/hashd.in
                            ${CMAKE_SOURCE_DIR}/cmake/defaults-file.cmake VERBATIM)
-# It may hold the store's password (HASHD_STORE): never world-readable. dpkg unpacks it 0640
-# root:root (group hashd does not exist yet); postinst gives it to group hashd.
+# It may hold the store's password (HASHD_STORE): root only, 0600 (systemd reads it as root).
 install(FILES ${HASHD_PKG_DIR}/default/hashd DESTINATION /etc/default
-        PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
+        PERMISSIONS OWNER_READ OWNER_WRITE)
 
 # nginx templates (the Ansible nginx role and scripts/render-nginx render them).
 install(DIRECTORY nginx/ DESTINATION ${CMAKE_INSTALL_DATADIR}/hashd/nginx

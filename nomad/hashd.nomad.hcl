@@ -267,13 +267,17 @@ send_timeout 10s;
 keepalive_timeout 65s;
 reset_timedout_connection on;
 
-# Largest valid body: a 64 KiB message, JSON-escaped. The worst escaping is \u00XX for a
-# control byte, 6 bytes per byte: 384 KiB plus the envelope. Larger bodies get nginx's
-# JSON 413 without reaching the app (the app enforces the exact 64 KiB itself).
-client_max_body_size 400k;
-# Buffer the whole body in memory: a body larger than the buffer is spilled to a temp
-# file, and bodies (passwords, messages) must never touch disk.
-client_body_buffer_size 400k;
+# Request bodies, per route (issue 21, finding 8). nginx allocates a body's buffer from its
+# Content-Length (up to client_body_buffer_size) before the body arrives, and a slow client
+# keeps it for as long as it trickles: a limit is memory any client can pin. So the default
+# here is small, for every route that takes no real body (probes, reads, unknown paths),
+# and the few routes with large bodies raise it in their own location, where
+# hashd_body_conn also caps how many of one client's large bodies are in flight at once.
+# Each limit equals its buffer: the whole body stays in memory, because a body larger than
+# the buffer is spilled to a temp file, and bodies (passwords, messages) must never touch
+# disk. Larger bodies get nginx's JSON 413 without reaching the app.
+client_max_body_size 4k;
+client_body_buffer_size 4k;
 
 # --- Client address ------------------------------------------------------------------------
 # Behind the load balancer the peer is a proxy; the client is the rightmost address in
@@ -322,7 +326,9 @@ map $uri $hashd_allow {
 # The 413's advice names the route's own limit.
 map $uri $hashd_body_too_large_advice {
     "~^/v1/" "a request to hash or verify a password is a few hundred bytes (passwords are at most 72 bytes)";
-    default "a message may hold at most 64 KiB";
+    /messages "a message may hold at most 64 KiB";
+    /multivac/data "a MultiVAC datum may hold at most 64 KiB";
+    default "this path takes no request body";
 }
 
 # --- Access log ----------------------------------------------------------------------------
@@ -370,6 +376,7 @@ log_format hashd_json escape=json
     '"upstream_status":"$upstream_status",'
     '"upstream_time":"$upstream_response_time",'
     '"limit_req":"$limit_req_status",'
+    '"client_id":"$hashd_token_id",'
     '"user_agent":"$hashd_log_user_agent"}';
 
 access_log {{ env "NOMAD_ALLOC_DIR" }}/logs/nginx-access.log hashd_json;
@@ -388,9 +395,36 @@ error_log /dev/null;
 
 # --- Abuse limits (per client; numbers in ansible/roles/nginx/defaults/main.yml) -------------
 
-limit_req_zone $binary_remote_addr zone=hashd_hash:10m rate=10r/s;
-limit_req_zone $binary_remote_addr zone=hashd_general:10m rate=100r/s;
+# Who is a client (issue 21, access control): a request with a well-formed API token
+# (`Authorization: Bearer hashd_<client-id>_<43 base64url>`) is that token's client, so
+# clients behind one NAT are told apart and a client behind many addresses is one; any
+# other request is its address. nginx cannot tell a real token from a made-up one (the app
+# checks it: 401), so made-up tokens would each get a fresh budget: the *_per_address
+# zones below are a ceiling on everything one address sends, tokens or not. Keys live in
+# nginx's shared memory only; the log names the client id ($hashd_token_id), never the
+# token.
+map $http_authorization $hashd_client_key {
+    "~^Bearer +(?<hashd_bearer>hashd_[a-z0-9-]{1,32}_[A-Za-z0-9_-]{43})$" $hashd_bearer;
+    default $binary_remote_addr;
+}
+map $http_authorization $hashd_token_id {
+    "~^Bearer +hashd_(?<hashd_token_id_head>[a-z0-9-]{1,32})_[A-Za-z0-9_-]{43}$" $hashd_token_id_head;
+    default "";
+}
+limit_req_zone $hashd_client_key zone=hashd_hash:10m rate=10r/s;
+limit_req_zone $hashd_client_key zone=hashd_general:10m rate=100r/s;
+limit_req_zone $binary_remote_addr zone=hashd_hash_address:10m rate=100r/s;
+limit_req_zone $binary_remote_addr zone=hashd_general_address:10m rate=1000r/s;
 limit_conn_zone $binary_remote_addr zone=hashd_conn:10m;
+# Large bodies in flight per client (/messages, /multivac/data): each may pin its route's
+# whole body buffer (see "Basics"). Only bodies of 10 000 bytes or more count (an empty key
+# is not counted): a client writing many small messages at once is not limited by this.
+# A body without Content-Length (chunked) counts.
+map $content_length $hashd_body_conn_key {
+    "~^[0-9]{1,4}$" "";
+    default $binary_remote_addr;
+}
+limit_conn_zone $hashd_body_conn_key zone=hashd_body_conn:10m;
 
 # Probes (/healthz, /readyz): unlimited for the health checkers (loopback and
 # hashd_nginx_health_checkers), rate limited for everyone else, so that nobody can use them
@@ -474,14 +508,47 @@ server {
         return 400 '{"err_msg":"The path is not canonical: no . or .. segments, no //, and no percent-encoding outside the /gethash/ password or the /messages/ digest.","error":"invalid_path","request_id":"$request_id"}';
     }
 
-    # Hashing: CPU-bound, so the tight per-client rate.
+    # Hashing: CPU-bound, so the tight per-client rate. Bodies are a password (at most 72
+    # bytes, at most 432 JSON-escaped) and a bcrypt hash (120 as hex): a few KiB at most.
     location = /v1/hash {
         limit_req zone=hashd_hash burst=20 nodelay;
+        limit_req zone=hashd_hash_address burst=200 nodelay;
+        client_max_body_size 4k;
+        client_body_buffer_size 4k;
         fastcgi_pass hashd;
         include hashd/snippets/fastcgi-hashd.conf;
     }
     location = /v1/verify {
         limit_req zone=hashd_hash burst=20 nodelay;
+        limit_req zone=hashd_hash_address burst=200 nodelay;
+        client_max_body_size 4k;
+        client_body_buffer_size 4k;
+        fastcgi_pass hashd;
+        include hashd/snippets/fastcgi-hashd.conf;
+    }
+
+    # The two routes with large bodies. POST /messages: a 64 KiB message JSON-escaped, whose
+    # worst escaping is \u00XX for a control byte (6 bytes per byte: 384 KiB plus the
+    # envelope). POST /multivac/data: a 64 KiB datum form-encoded (%XX, 3 bytes per byte).
+    # The app enforces the exact 64 KiB itself. limit_conn directives replace the server's
+    # (nginx inherits them only into a block that sets none), so hashd_conn is repeated.
+    location = /messages {
+        limit_req zone=hashd_general burst=200 nodelay;
+        limit_req zone=hashd_general_address burst=2000 nodelay;
+        limit_conn hashd_conn 64;
+        limit_conn hashd_body_conn 8;
+        client_max_body_size 400k;
+        client_body_buffer_size 400k;
+        fastcgi_pass hashd;
+        include hashd/snippets/fastcgi-hashd.conf;
+    }
+    location = /multivac/data {
+        limit_req zone=hashd_general burst=200 nodelay;
+        limit_req zone=hashd_general_address burst=2000 nodelay;
+        limit_conn hashd_conn 64;
+        limit_conn hashd_body_conn 8;
+        client_max_body_size 200k;
+        client_body_buffer_size 200k;
         fastcgi_pass hashd;
         include hashd/snippets/fastcgi-hashd.conf;
     }
@@ -494,6 +561,7 @@ server {
     location ~* ^/gethash(?:/|$) {
         error_log /dev/null;
         limit_req zone=hashd_hash burst=20 nodelay;
+        limit_req zone=hashd_hash_address burst=200 nodelay;
         fastcgi_pass hashd;
         include hashd/snippets/fastcgi-hashd.conf;
     }
@@ -522,9 +590,11 @@ server {
         include hashd/snippets/fastcgi-hashd.conf;
     }
 
-    # Messages and every other path: the app routes them (404/405 are its answers).
+    # Message reads, GET /multivac and every other path: the app routes them (404/405 are
+    # its answers). Bodies: the small default (see "Basics").
     location / {
         limit_req zone=hashd_general burst=200 nodelay;
+        limit_req zone=hashd_general_address burst=2000 nodelay;
         fastcgi_pass hashd;
         include hashd/snippets/fastcgi-hashd.conf;
     }
@@ -559,6 +629,12 @@ fastcgi_param SERVER_NAME $server_name;
 fastcgi_param SERVER_PORT $server_port;
 # Correlates the app's log lines with nginx's access log and the X-Request-Id header.
 fastcgi_param REQUEST_ID $request_id;
+# mTLS (snippets/tls.conf, when a client CA is configured): nginx's verdict on the client
+# certificate (SUCCESS, NONE, FAILED:reason) and its subject (RFC 2253), which the app's
+# per-route policy and tokens file (cert <client-id> <DN> <routes>) match. Set by nginx
+# from the TLS handshake only, never from a request header.
+fastcgi_param HASHD_CLIENT_VERIFY $ssl_client_verify;
+fastcgi_param HASHD_CLIENT_DN $ssl_client_s_dn;
 
 # Headers nginx sets itself (snippets/headers.conf): never forwarded twice.
 fastcgi_hide_header X-Request-Id;
@@ -615,7 +691,13 @@ add_header X-Request-Id $request_id always;
 add_header Strict-Transport-Security "max-age=63072000" always;
 # A JSON API: nothing to sniff, frame, load or refer from.
 add_header X-Content-Type-Options nosniff always;
-add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;
+# sandbox (issue 21, finding 6): GET /multivac serves a datum any client posted, as text/html
+# (MultiVAC's clients expect exactly the original's bytes and type). A browser that opens it
+# gives the page a unique origin and runs nothing: no script, no form submission, no
+# <meta http-equiv="refresh"> or other automatic navigation, no plugin, no popup; and it loads
+# nothing (default-src 'none'), posts nowhere (form-action) and cannot be framed. It costs the
+# JSON routes nothing, so every response carries it and no route can forget it.
+add_header Content-Security-Policy "sandbox; default-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'" always;
 add_header X-Frame-Options DENY always;
 add_header Referrer-Policy no-referrer always;
 EOT
@@ -658,6 +740,8 @@ error_page 413 @hashd_error_body_too_large;
 error_page 414 /.hashd-error/uri-too-long;
 error_page 429 @hashd_error_rate_limited;
 error_page 497 =400 @hashd_error_https_required;
+# 495/496: a client certificate that failed verification (mTLS, snippets/tls.conf).
+error_page 495 496 =400 @hashd_error_bad_client_certificate;
 error_page 500 @hashd_error_internal_error;
 error_page 502 503 =503 @hashd_error_overloaded;
 error_page 504 @hashd_error_upstream_timeout;
@@ -666,6 +750,10 @@ location = /.hashd-error/bad-request {
     internal;
     include hashd/snippets/headers.conf;
     return 400 '{"err_msg":"The request is malformed: check its request line, headers and size.","error":"bad_request","request_id":"$request_id"}';
+}
+location @hashd_error_bad_client_certificate {
+    include hashd/snippets/headers.conf;
+    return 400 '{"err_msg":"Your TLS client certificate was not accepted: it must be issued by the CA this service trusts and be valid now. Send none to use an API token instead.","error":"bad_client_certificate","request_id":"$request_id"}';
 }
 location @hashd_error_forbidden {
     include hashd/snippets/headers.conf;

@@ -428,9 +428,15 @@ def test_boot_script_applies_metadata_and_secret(world, tmp_path):
     env_file = tmp_path / "run/hashd-gce/hashd.env"
     quoted = urllib.parse.quote(password, safe="")
     assert env_file.read_text() == f"HASHD_COST_DEFAULT=11\nHASHD_STORE=redis://:{quoted}@10.10.0.3:6379/0\n"
-    assert env_file.stat().st_mode & 0o777 == 0o640
-    dropin = (tmp_path / "run/systemd/system/hashd@.service.d/50-gce.conf").read_text()
-    assert "EnvironmentFile=-/run/hashd-gce/hashd.env" in dropin and "IPAddressAllow=10.10.0.3/32" in dropin
+    # Root only (issue 21, finding 5): systemd reads it as root; nginx's user, group hashd
+    # and the workers themselves never open it.
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert env_file.stat().st_gid == os.getgid()
+    # Both units that reach the store get the settings: the FastCGI workers and the MultiVAC
+    # worker.
+    for unit in ("hashd@.service", "hashd-worker.service"):
+        dropin = (tmp_path / f"run/systemd/system/{unit}.d/50-gce.conf").read_text()
+        assert "EnvironmentFile=-/run/hashd-gce/hashd.env" in dropin and "IPAddressAllow=10.10.0.3/32" in dropin
     site = (tmp_path / "etc/nginx/hashd/site.conf").read_text()
     assert site == SITE_CONF.replace("set_real_ip_from 35.191.0.0/16;\n",
                                      "set_real_ip_from 35.191.0.0/16;\nset_real_ip_from 203.0.113.10/32;\n")

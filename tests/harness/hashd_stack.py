@@ -63,6 +63,8 @@ def wait_for(predicate, timeout, what, interval=0.05):
 TEST_NGINX = {
     "hash_rate": "100000r/s", "hash_burst": 100000,
     "general_rate": "100000r/s", "general_burst": 100000,
+    "hash_rate_per_address": "100000r/s", "hash_burst_per_address": 100000,
+    "general_rate_per_address": "100000r/s", "general_burst_per_address": 100000,
     "conn_per_client": 100000,
     "probe_rate": "100000r/s", "probe_burst": 100000,
     "fastcgi_read_timeout": "300s",

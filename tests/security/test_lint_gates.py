@@ -89,14 +89,18 @@ def test_nginx_service_with_the_role_s_sandbox_is_under_the_threshold(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
 
 
-def test_the_package_ships_its_settings_file_not_world_readable():
+def test_the_package_ships_its_settings_file_root_only():
+    """/etc/default/hashd may hold the store's password: root only (systemd reads it as root
+    before dropping to User=hashd), so neither nginx's user nor group hashd can read it."""
     listing = run(["dpkg-deb", "--contents", the_deb()])
     assert listing.returncode == 0
     line = next(entry for entry in listing.stdout.splitlines() if entry.endswith("./etc/default/hashd"))
-    assert line.startswith("-rw-r----- "), line
+    assert line.startswith("-rw------- "), line
     postinst = run(["sh", "-c", f"dpkg-deb --ctrl-tarfile {the_deb()} | tar -xO ./postinst"])
-    assert "chown root:hashd /etc/default/hashd" in postinst.stdout
-    assert "chmod 0640 /etc/default/hashd" in postinst.stdout
+    assert "chown root:root /etc/default/hashd" in postinst.stdout
+    assert "chmod 0600 /etc/default/hashd" in postinst.stdout
+    # An upgrade takes nginx's user out of group hashd (older packages put it there).
+    assert "gpasswd -d www-data hashd" in postinst.stdout
 
 
 def changelog_version():
@@ -167,3 +171,22 @@ def test_a_configuration_error_exits_2_and_the_unit_does_not_restart_it(unpacked
     unit = "hashd@.service" if binary == "hashd-fcgi" else "hashd-worker.service"
     text = (unpacked / "lib/systemd/system" / unit).read_text()
     assert re.search(r"^RestartPreventExitStatus=2$", text, re.M), unit
+
+
+def test_nginx_s_user_joins_the_socket_group_only():
+    """www-data reaches the sockets through group hashd-sock (the setgid /run/hashd), never
+    through group hashd, which owns the store and the settings."""
+    sysusers = (REPO / "systemd/sysusers.d/hashd.conf").read_text()
+    members = re.findall(r"^m\s+(\S+)\s+(\S+)", sysusers, flags=re.M)
+    assert ("www-data", "hashd-sock") in members, members
+    assert ("www-data", "hashd") not in members, members
+    tmpfiles = (REPO / "systemd/tmpfiles.d/hashd.conf").read_text()
+    assert re.search(r"^d /run/hashd 2750 hashd hashd-sock ", tmpfiles, flags=re.M), tmpfiles
+
+
+@pytest.mark.parametrize("unit", sorted(UNIT_THRESHOLDS))
+def test_units_forbid_core_dumps(unit):
+    """Processes with plaintext passwords in memory never dump core : the hard
+    limit is 0, which the process cannot raise again."""
+    text = (REPO / unit).read_text()
+    assert re.search(r"^LimitCORE=0$", text, flags=re.M), unit

@@ -22,9 +22,9 @@ fi
 
 for vm in vm1 vm2; do
     perms=$(on_vm "$vm" "stat -c '%a %U:%G' /etc/default/hashd" 2>/dev/null)
-    if [ "$perms" = "640 root:hashd" ]; then
-        pass settings-mode "$vm: /etc/default/hashd is 640 root:hashd"
+    if [ "$perms" = "600 root:root" ]; then
+        pass settings-mode "$vm: /etc/default/hashd is 600 root:root"
     else
-        fail settings-mode "$vm: /etc/default/hashd is '${perms:-missing}' (want 640 root:hashd)"
+        fail settings-mode "$vm: /etc/default/hashd is '${perms:-missing}' (want 600 root:root)"
     fi
 done
