@@ -14,13 +14,12 @@ there, and the DOM Chromium dumps shows whether the script ran. Chromium is kept
 loopback (every other host name resolves to nothing, background networking off).
 """
 
-import pathlib
 import shutil
 import subprocess
 import tempfile
 import time
 
-from hashd_stack import wait_for
+from harness.hashd_stack import wait_for
 
 CHROMIUM = shutil.which("chromium")
 PROCESS_TIMEOUT_S = 120.0

@@ -23,7 +23,8 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "sandbox; default-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "Content-Security-Policy": ("sandbox; default-src 'none'; form-action 'none'; base-uri 'none'; "
+                                "frame-ancestors 'none'"),
 }
 
 

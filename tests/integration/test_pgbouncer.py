@@ -22,8 +22,8 @@ import jinja2
 import pytest
 import yaml
 
-from hashd_stack import wait_for
-from store_servers import open_store
+from harness.hashd_stack import wait_for
+from harness.store_servers import open_store
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ROLE = REPO / "ansible/roles/store"

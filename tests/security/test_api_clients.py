@@ -64,7 +64,7 @@ def test_the_tokens_file_lists_current_tokens_and_certificates():
     sha_old = old_entry["tokens"][0]["sha256"]
     sha_new = new_entry["tokens"][0]["sha256"]
     # The day before the old token expires: both work (rotation overlap).
-    lines = [l for l in render(clients, "2026-11-30").splitlines() if l and not l.startswith("#")]
+    lines = [line for line in render(clients, "2026-11-30").splitlines() if line and not line.startswith("#")]
     assert lines == [f"token billing {sha_old} hash,verify", f"token billing {sha_new} hash,verify",
                      "cert reports CN=reports,O=Example Corp messages"]
     # Its expiry day is its last; the day after, only the new one is left.

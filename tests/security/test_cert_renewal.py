@@ -67,7 +67,7 @@ def play(book):
     out = run(["ansible-playbook", "-i", "localhost,", str(book)], cwd=REPO / "ansible",
               env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CALLBACKS_ENABLED": ""})
     assert out.returncode == 0, out.stdout[-3000:]
-    recap = [l for l in out.stdout.splitlines() if l.startswith("localhost")][-1]
+    recap = [line for line in out.stdout.splitlines() if line.startswith("localhost")][-1]
     return int(recap.split("changed=")[1].split()[0])
 
 

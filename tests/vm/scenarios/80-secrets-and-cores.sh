@@ -1,4 +1,7 @@
-# Secrets and core dumps (issue 21, findings 5 and 9).
+# Secrets and core dumps.
+# Sourced by tests/vm/run (bash), whose variables (work, inventory, run_id, ...) and
+# helpers it uses: shellcheck cannot see them from here.
+# shellcheck shell=bash disable=SC2154
 #
 # Finding 5: nginx's user (www-data) must not be able to read what the workers' settings
 # hold (the store's password is part of HASHD_STORE), nor the API token digests: it is in the
@@ -31,6 +34,7 @@ fi
 
 # The running nginx workers' own groups, as the kernel sees them (a group change reaches them
 # only through a restart of nginx).
+# shellcheck disable=SC2016  # expanded on the VM, not here
 nginx_groups=$(on_vm $name 'for p in $(pgrep -u www-data nginx); do getent group $(awk "/^Groups:/ {for (i = 2; i <= NF; i++) print \$i}" /proc/$p/status) | cut -d: -f1; done | sort -u | tr "\n" " "' 2>/dev/null)
 if [ -n "$nginx_groups" ] && ! tr ' ' '\n' <<<"$nginx_groups" | grep -qx hashd; then
     pass nginx-worker-groups "nginx workers' supplementary groups: $nginx_groups"
