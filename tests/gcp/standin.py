@@ -796,6 +796,10 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         try:
             if self.host == "oauth2.googleapis.com":
                 return self._send(*self._token(url.path, raw))
+            if self.host == "www.googleapis.com" and url.path == "/discovery/v1/apis/compute/v1/rest":
+                # Google's public discovery service (apis.getRest): no credentials needed.
+                project.calls.append(f"{self.command} discovery compute v1")
+                return self._send(200, project.d.doc)
             auth = self.headers.get("Authorization", "")
             if auth.removeprefix("Bearer ") not in self.server.tokens:
                 raise ApiError(401, "authError", "Request had invalid authentication credentials.")

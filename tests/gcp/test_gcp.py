@@ -3,10 +3,9 @@ against tests/gcp/standin.py, which checks every Compute call against Google's d
 document and keeps the project's state. What this proves and what it cannot: README.md,
 "Deploy to Google Cloud".
 
-The discovery document is never copied into the repository. It is found, in order, at
-$HASHD_GCP_DISCOVERY, at ../shared/gcp/compute.v1.json next to the repository, and at the same
-place next to the repository a clone was made from (git's common dir, then `origin`); when
-none exists the suite fails (it never skips).
+The discovery document is never copied into the repository: tests/gcp/discovery.py finds it
+($HASHD_GCP_DISCOVERY, else a cache, else one download from Google's discovery service); when
+none of these works the suite fails with one line saying how to get it (it never skips).
 """
 
 import base64
@@ -22,6 +21,9 @@ import urllib.parse
 
 import pytest
 import requests
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import discovery  # noqa: E402  (tests/gcp/discovery.py)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -38,32 +40,10 @@ PLAYBOOK_TIMEOUT_S = 600
 
 
 def find_discovery():
-    tried = []
-    env = os.environ.get("HASHD_GCP_DISCOVERY")
-    if env:
-        if not pathlib.Path(env).is_file():
-            pytest.fail(f"HASHD_GCP_DISCOVERY={env} is not a file", pytrace=False)
-        return pathlib.Path(env)
-    tried.append(REPO.parent / "shared" / "gcp" / "compute.v1.json")
-
-    def git(*args):
-        r = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
-        return r.stdout.strip() if r.returncode == 0 else ""
-
-    common = git("rev-parse", "--path-format=absolute", "--git-common-dir")
-    if common:
-        tried.append(pathlib.Path(common).parent.parent / "shared" / "gcp" / "compute.v1.json")
-    origin = git("config", "--get", "remote.origin.url")
-    if origin and not origin.startswith(("http:", "https:", "ssh:", "git@")):
-        origin_path = pathlib.Path(origin.removeprefix("file://"))
-        tried.append(origin_path.parent / "shared" / "gcp" / "compute.v1.json")
-        if origin_path.name == ".git":
-            tried.append(origin_path.parent.parent / "shared" / "gcp" / "compute.v1.json")
-    for path in tried:
-        if path.is_file():
-            return path
-    pytest.fail("Compute discovery document not found; set HASHD_GCP_DISCOVERY. Tried: "
-                + ", ".join(str(p) for p in tried), pytrace=False)
+    try:
+        return discovery.find()
+    except discovery.NotFound as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 # ------------------------------------------------------------------------------------------
@@ -437,3 +417,40 @@ def test_boot_script_fails_loudly_on_a_missing_secret(world, tmp_path):
                                           "hashd-store-password-secret": f"{P}/secrets/absent"})
     assert r.returncode == 1 and "Secret Manager refused" in r.stderr
     assert not (tmp_path / "run/hashd-gce/hashd.env").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# A fresh clone has no ../shared: tests/gcp/discovery.py downloads the document once from
+# Google's discovery service (here the stand-in, reached as a user's HTTPS_PROXY would be),
+# then uses the cache; offline with an empty cache it fails with one line.
+# ------------------------------------------------------------------------------------------
+
+
+def run_discovery(env):
+    return subprocess.run([sys.executable, str(REPO / "tests/gcp/discovery.py")], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_discovery_downloaded_once_then_cached_then_a_one_line_failure(world, tmp_path):
+    served = find_discovery()
+    base = {k: v for k, v in world.env.items() if k != "HASHD_GCP_DISCOVERY"}
+    base.update(HASHD_GCP_CACHE=str(tmp_path / "cache"), HOME=str(tmp_path / "home"))
+    calls_before = len(world.state()["calls"])
+    r = run_discovery(base)
+    assert r.returncode == 0, r.stderr
+    cached = pathlib.Path(r.stdout.strip())
+    assert cached == tmp_path / "cache" / "compute.v1.json"
+    assert json.loads(cached.read_text()) == json.loads(served.read_text())
+    downloads = [c for c in world.state()["calls"][calls_before:] if "discovery" in c]
+    assert downloads == ["GET discovery compute v1"]
+    # Offline now (the proxy is a closed port): the cache answers, nothing is fetched.
+    offline = dict(base, HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    r = run_discovery(offline)
+    assert r.returncode == 0 and pathlib.Path(r.stdout.strip()) == cached, r.stderr
+    assert [c for c in world.state()["calls"][calls_before:] if "discovery" in c] == downloads
+    # Offline with an empty cache: exit 1 and one line naming the variable and the URL.
+    r = run_discovery(dict(offline, HASHD_GCP_CACHE=str(tmp_path / "empty")))
+    assert r.returncode == 1 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "HASHD_GCP_DISCOVERY" in lines[0] and discovery.DISCOVERY_URL in lines[0]
+    assert not (tmp_path / "empty" / "compute.v1.json").exists()
