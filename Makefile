@@ -17,7 +17,7 @@ ifneq ($(wildcard $(CURDIR)/../shared/gcp/compute.v1.json),)
 export HASHD_GCP_DISCOVERY ?= $(abspath $(CURDIR)/../shared/gcp/compute.v1.json)
 endif
 
-.PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test fault-test fault-soak gcp-test cluster-test
+.PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test fault-test fault-soak gcp-test cluster-test gce-test
 
 all: build
 
@@ -38,7 +38,7 @@ run: build
 
 # The whole suite: unit tests (plain and sanitized builds), integration tests against the real
 # local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
-test: unit-test integration-test monitoring-test vm-test bench-smoke nomad-test fuzz-smoke security-test admission-test fault-test gcp-test cluster-test
+test: unit-test integration-test monitoring-test vm-test bench-smoke nomad-test fuzz-smoke security-test admission-test fault-test gcp-test cluster-test gce-test
 
 unit-test: build build-asan
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
@@ -84,6 +84,11 @@ vm-test: deb
 # discovery document (README: "Deploy to Google Cloud"), and ansible-lint on them.
 gcp-test: deps
 	tests/gcp/run
+# Compute Engine in a box (docs/gce-in-a-box.md): the GCP playbooks against the stand-in with
+# real parts: image.yml bakes on a builder VM, site.yml boots the group from the image, each VM
+# reads its metadata and turns healthy (tests/gce/run).
+gce-test: deb
+	tests/gce/run
 # Three hashd VMs, a store VM and a load-balancer VM under load (tests/cluster/run).
 cluster-test: deb
 	tests/cluster/run

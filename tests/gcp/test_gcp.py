@@ -24,10 +24,7 @@ import requests
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import discovery  # noqa: E402  (tests/gcp/discovery.py)
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+import keys  # noqa: E402  (tests/gcp/keys.py)
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 GCP = REPO / "ansible" / "gcp"
@@ -46,60 +43,12 @@ def find_discovery():
         pytest.fail(str(e), pytrace=False)
 
 
-# ------------------------------------------------------------------------------------------
-# Keys and certificates made for this run
-# ------------------------------------------------------------------------------------------
-
-
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def pem_key(key):
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def cert(subject_key, cn, issuer_key=None, issuer_name=None, sans=(), ca=False):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    builder = (x509.CertificateBuilder().subject_name(name)
-               .issuer_name(issuer_name or name).public_key(subject_key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=2))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]),
-                                        critical=False)
-    return builder.sign(issuer_key or subject_key, hashes.SHA256())
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A running stand-in, keys, and helpers to run playbooks and read the state."""
     discovery = find_discovery()
     d = tmp_path_factory.mktemp("gcp")
-    ca_key = rsa_key()
-    ca = cert(ca_key, "hashd test CA", ca=True)
-    (d / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    api_key = rsa_key()
-    api = cert(api_key, "googleapis stand-in", ca_key, ca.subject,
-               sans=["compute.googleapis.com", "www.googleapis.com", "oauth2.googleapis.com", "secretmanager.googleapis.com"])
-    (d / "api.pem").write_bytes(api.public_bytes(serialization.Encoding.PEM))
-    (d / "api.key").write_bytes(pem_key(api_key))
-    sa_key = rsa_key()
-    (d / "sa.pub").write_bytes(sa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (d / "sa.json").write_text(json.dumps({
-        "type": "service_account", "project_id": PROJECT, "private_key_id": "0" * 40,
-        "private_key": pem_key(sa_key).decode(), "client_email": f"deployer@{PROJECT}.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token",
-    }))
-    lb_key = rsa_key()
-    (d / "lb.pem").write_bytes(cert(lb_key, "hashd.example.com", sans=["hashd.example.com"])
-                               .public_bytes(serialization.Encoding.PEM))
-    (d / "lb.key").write_bytes(pem_key(lb_key))
+    keys.write(d, PROJECT)
 
     log = open(d / "standin.log", "wb")
     proc = subprocess.Popen(
