@@ -93,6 +93,13 @@ class Fleet:
         threading.Thread(target=self.metadata.serve_forever, daemon=True).start()
         # Autohealing's view of each managed VM: instance path -> its probe record.
         self.health = {}
+        # Where probes come from (Google's probe ranges' stand-in): set by the stand-in.
+        self.probe_netns, self.probe_source = None, None
+
+    def start_probing(self, netns=None, source=None):
+        """Autohealing's prober: a thread that lives in netns (the LB's namespace, where the
+        probe range is) and sends from source."""
+        self.probe_netns, self.probe_source = netns, source
         threading.Thread(target=self._probe_loop, daemon=True).start()
 
     def _vmctl(self, *args):
@@ -193,14 +200,21 @@ class Fleet:
         return out
 
     def _probe_loop(self):
+        if self.probe_netns:
+            # This thread only, for good: its sockets are the probe range's.
+            fd = os.open(f"/run/netns/{self.probe_netns}", os.O_RDONLY)
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                os._exit(70)
+            os.close(fd)
         while True:
             for path, ip, hc in self._probe_targets():
-                ok = probe(ip, hc)
+                ok, detail = probe(ip, hc, self.probe_source)
                 with self.project.lock:
                     h = self.health.get(path)
                     if h is None:
                         continue
                     h["probes"] += 1
+                    h["detail"] = detail
                     h["ok"], h["bad"] = (h["ok"] + 1, 0) if ok else (0, h["bad"] + 1)
                     if h["ok"] >= int(hc.get("healthyThreshold", 2)):
                         if h["healthy_at"] is None:
@@ -210,6 +224,10 @@ class Fleet:
                         h["state"] = "UNHEALTHY" if h["state"] != "UNKNOWN" or h["healthy_at"] else "UNKNOWN"
             time.sleep(0.5)
 
+    def new_lb_address(self):
+        """A global address for a forwarding rule: from the external range's upper half."""
+        return self.free_nat.pop()
+
     def shutdown(self):
         for path in list(self.vms):
             try:
@@ -217,12 +235,13 @@ class Fleet:
             except RuntimeError as e:
                 sys.stderr.write(f"standin: {e}\n")
 
-    def state(self):
+    def state(self):  # noqa: D401  (the suite's view)
         out = {p: dict(vm) for p, vm in self.vms.items()}
         for p, h in self.health.items():
             if p in out:
                 out[p]["health"] = h["state"]
                 out[p]["probes"] = h["probes"]
+                out[p]["last_probe"] = h.get("detail")
                 out[p]["boot_to_healthy_s"] = (round(h["healthy_at"] - h["created"], 1)
                                                if h["healthy_at"] is not None else None)
         return out
@@ -327,25 +346,27 @@ class MetadataHandler(http.server.BaseHTTPRequestHandler):
         return None
 
 
-def probe(ip, hc):
+def probe(ip, hc, source=None):
     """One health-check probe as Google's: GET requestPath over HTTP(S) (certificates not
     verified), healthy on a 200 within timeoutSec."""
     kind = hc.get("type", "HTTPS")
     spec = hc.get("httpsHealthCheck" if kind == "HTTPS" else "httpHealthCheck", {})
     port = int(spec.get("port", 443 if kind == "HTTPS" else 80))
     timeout = float(hc.get("timeoutSec", 5))
+    bind = (source, 0) if source else None
     if kind == "HTTPS":
         ctx = ssl.create_default_context()
         ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-        conn = http.client.HTTPSConnection(ip, port, timeout=timeout, context=ctx)
+        conn = http.client.HTTPSConnection(ip, port, timeout=timeout, context=ctx, source_address=bind)
     else:
-        conn = http.client.HTTPConnection(ip, port, timeout=timeout)
+        conn = http.client.HTTPConnection(ip, port, timeout=timeout, source_address=bind)
     try:
         conn.request("GET", spec.get("requestPath", "/"), headers={"Host": spec.get("host") or ip,
                                                                      "User-Agent": "GoogleHC/1.0"})
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
+        status = conn.getresponse().status
+        return status == 200, str(status)
+    except (OSError, http.client.HTTPException) as e:
+        return False, type(e).__name__ + ": " + str(e)[:100]
     finally:
         conn.close()
 

@@ -289,6 +289,7 @@ class Project:
         self.zones_per_region = zones_per_region
         self.addresses = itertools.count(10)
         self.fleet = None  # fleet.Fleet with --vms: instances and images are real
+        self.front_end = None  # frontend.FrontEnd with --vms and --lb-netns
         self.project_attributes = {}  # the project's metadata (commonInstanceMetadata)
         self.refused = []  # every 4xx answered, but a GET's 404 (how modules ask "exists?")
         self.faults = []  # injected: [{host, status, count, delay_s}]
@@ -533,6 +534,14 @@ class Project:
         for name, template in want.items():
             if name not in have:
                 self._create_managed(mig_path, name, template, zones[int(name[-4:]) % len(zones)])
+        self._sync_front_end()
+
+    def _sync_front_end(self):
+        if self.front_end is not None:
+            try:
+                self.front_end.sync()
+            except (RuntimeError, OSError) as e:
+                raise ApiError(500, "backendError", str(e)) from None
 
     def _create_managed(self, mig_path, name, template, zone):
         props = copy.deepcopy(self.must(template)["properties"])
@@ -752,11 +761,14 @@ class Project:
             res["subjectAlternativeNames"] = list(res["managed"].get("domains", []))
         else:
             res["type"] = "SELF_MANAGED"
-            res.pop("privateKey", None)  # never returned by the API
+            # Never returned by the API; the front end (--vms) serves with it.
+            res["_privateKey"] = res.pop("privateKey", "")
 
     def _after_insert_Address(self, path, res, scope):
         # 203.0.113.0/24 is TEST-NET-3: data in a record, never an address anything is sent to.
-        res.setdefault("address", f"203.0.113.{next(self.addresses)}")
+        # With --vms the front end serves it: a private address the suite's client reaches.
+        default = self.fleet.new_lb_address() if self.fleet is not None else f"203.0.113.{next(self.addresses)}"
+        res.setdefault("address", default)
         res["status"] = "RESERVED"
 
     def _after_insert_Instance(self, path, res, scope):
@@ -856,6 +868,8 @@ class Project:
             "faults_served": self.faults_served,
             "calls": self.calls,
             "fleet": self.fleet.state() if self.fleet is not None else {},
+            "front_end": ({"pid": self.front_end.pid, "reloads": self.front_end.reloads,
+                           "config": self.front_end.config} if self.front_end is not None else {}),
         }
 
 
@@ -930,6 +944,8 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 try:
                     body = project.d.normalize_body(method, body or {})
                     status, answer = project.compute(self.command, path, query, body, method, params)
+                    if self.command != "GET":
+                        project._sync_front_end()
                 except ApiError as e:
                     if e.code >= 500:
                         project.violations.append(f"{self.command} {url.path}: {e}")
@@ -1128,6 +1144,9 @@ def main():
     ap.add_argument("--cpu-per-vcpu", type=float, default=0.5, help="with --vms: host cores per vCPU")
     ap.add_argument("--netns-prefix", default="", help="with --vms: the VMs' namespace names are this + name")
     ap.add_argument("--metadata-netns", help="with --vms: the namespace on the VPC with 169.254.169.254")
+    ap.add_argument("--lb-netns", help="with --vms: the namespace HAProxy, the HTTPS LB's front end, runs in")
+    ap.add_argument("--lb-source", help="with --lb-netns: the address (in the probe range) backends see")
+    ap.add_argument("--lb-dir", help="with --lb-netns: where its configuration and PID file are")
     ap.add_argument("--private-access", metavar="ADDRESS",
                     help="with --vms: Google APIs on ADDRESS:443 in the metadata namespace (Private Google Access)")
     args = ap.parse_args()
@@ -1143,6 +1162,13 @@ def main():
         server.project.fleet = fleet.Fleet(server.project, server.tokens, args.vms, args.image_dir,
                                            args.vpc_subnet, args.external_range, args.cpu_per_vcpu,
                                            args.netns_prefix, args.metadata_netns)
+        # Autohealing's probes come from the probe range, in the LB's namespace when given.
+        server.project.fleet.start_probing(args.lb_netns, args.lb_source)
+        if args.lb_netns:
+            import frontend  # tests/gcp/frontend.py
+
+            server.project.front_end = frontend.FrontEnd(server.project, server.project.fleet, args.lb_netns,
+                                                         args.lb_source, args.lb_dir)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
     server.tls = ctx
@@ -1167,6 +1193,8 @@ def main():
     finally:
         if server.project.fleet is not None:
             with server.project.lock:
+                if server.project.front_end is not None:
+                    server.project.front_end.stop()
                 server.project.fleet.shutdown()
 
 

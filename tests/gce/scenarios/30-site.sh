@@ -6,7 +6,7 @@
 # Google's probe and IAP ranges are variables, pointed at private ranges here.
 site_args=(-e hashd_version="$hashd_version"
     -e gcp_tls_certificate_file="$keys/lb.pem" -e gcp_tls_private_key_file="$keys/lb.key"
-    -e gcp_machine_type=e2-highcpu-2 -e gcp_machine_vcpus=2
+    -e gcp_machine_type=e2-highcpu-2 -e '{"gcp_machine_vcpus": 2}'
     -e '{"gcp_lb_source_ranges": ["10.219.250.0/24"], "gcp_iap_source_ranges": ["10.219.251.0/24"]}'
     -e hashd_gce_cost_default=4 -e hashd_gce_cost_min=4
     -e gcp_poll_interval_s=1 -e gcp_rollout_timeout_s=300)
@@ -38,17 +38,17 @@ n_healthy=$(grep -c ' HEALTHY ' <<<"$group")
 if [ "$is_stable" = True ] && [ "$n_healthy" = "$target_size" ] && [ "$target_size" -ge 2 ]; then
     pass group-healthy "isStable, $n_healthy of $target_size VMs healthy"
 else
-    fail group-healthy "isStable=$is_stable target=$target_size; VMs: $group"
+    fail group-healthy "isStable=$is_stable target=$target_size; VMs: $group; probes: $(api state "[(v.get('probes'), v.get('last_probe')) for v in s['fleet'].values()]")"
 fi
 while read -r name ip health secs; do
     [ -n "$name" ] || continue
     figure "site: $name boot-to-healthy ${secs} s (initialDelaySec $initial_delay)"
     vm_ip[$name]=$ip
     # The metadata the template carries reached the app's environment at boot.
-    if on_vm "$name" 'grep -qx HASHD_COST_DEFAULT=4 /run/hashd-gce/hashd.env && systemctl is-active --quiet nginx hashd-gce-config'; then
+    if on_vm "$name" 'grep -qx HASHD_COST_DEFAULT=4 /run/hashd-gce/hashd.env && systemctl is-active --quiet nginx hashd-gce-config' </dev/null; then
         pass "metadata-applied-$name" "hashd-gce-config wrote HASHD_COST_DEFAULT=4 from the instance metadata"
     else
-        fail "metadata-applied-$name" "$(on_vm "$name" 'cat /run/hashd-gce/hashd.env; systemctl --failed --no-legend; journalctl -u hashd-gce-config -n 10 --no-pager' 2>&1 | tail -15)"
+        fail "metadata-applied-$name" "$(on_vm "$name" 'cat /run/hashd-gce/hashd.env; systemctl --failed --no-legend; journalctl -u hashd-gce-config -n 10 --no-pager' </dev/null 2>&1 | tail -15)"
     fi
 done <<<"$group"
 
