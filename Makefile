@@ -10,7 +10,14 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deps build build-asan run lint test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test fault-test fault-soak gcp-test cluster-test openapi-test
+# Google's Compute discovery document for the GCP suites: ../shared/gcp/compute.v1.json next
+# to the repository when it exists (CI), else tests/gcp/discovery.py finds it (cache, or one
+# download from Google's discovery service). Never a copy in the repository.
+ifneq ($(wildcard $(CURDIR)/../shared/gcp/compute.v1.json),)
+export HASHD_GCP_DISCOVERY ?= $(abspath $(CURDIR)/../shared/gcp/compute.v1.json)
+endif
+
+.PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test fault-test fault-soak gcp-test cluster-test gce-test openapi-test lint
 
 all: build
 
@@ -31,7 +38,7 @@ run: build
 
 # The whole suite: lint, unit tests (plain and sanitized builds), integration tests against the
 # real local stack (plain and sanitized app), the VM suite, and a smoke run of the benchmarks.
-test: lint unit-test integration-test monitoring-test openapi-test vm-test bench-smoke nomad-test fuzz-smoke security-test admission-test fault-test gcp-test cluster-test
+test: lint unit-test integration-test monitoring-test openapi-test vm-test bench-smoke nomad-test fuzz-smoke security-test admission-test fault-test gcp-test cluster-test gce-test
 
 # shellcheck on every shell file and flake8 on every Python file (scripts/lint finds them by
 # name and shebang; settings in .shellcheckrc and .flake8). A few seconds.
@@ -87,6 +94,11 @@ vm-test: deb
 # discovery document (docs/gcp.md), and ansible-lint on them.
 gcp-test: deps
 	tests/gcp/run
+# Compute Engine in a box (docs/gce-in-a-box.md): the GCP playbooks against the stand-in with
+# real parts: image.yml bakes on a builder VM, site.yml boots the group from the image, each VM
+# reads its metadata and turns healthy (tests/gce/run).
+gce-test: deb
+	tests/gce/run
 # Three hashd VMs, a store VM and a load-balancer VM under load (tests/cluster/run).
 cluster-test: deb
 	tests/cluster/run

@@ -44,10 +44,12 @@ import itertools
 import json
 import os
 import re
+import signal
 import socketserver
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -286,6 +288,12 @@ class Project:
         self.ops = itertools.count(1)
         self.zones_per_region = zones_per_region
         self.addresses = itertools.count(10)
+        self.fleet = None  # fleet.Fleet with --vms: instances and images are real
+        self.front_end = None  # frontend.FrontEnd with --vms and --lb-netns
+        self.project_attributes = {}  # the project's metadata (commonInstanceMetadata)
+        self.refused = []  # every 4xx answered, but a GET's 404 (how modules ask "exists?")
+        self.faults = []  # injected: [{host, status, count, delay_s}]
+        self.faults_served = []
 
     # -- helpers ---------------------------------------------------------------------------
     def now(self):
@@ -328,6 +336,9 @@ class Project:
         for s in strings_in(body):
             r = rel(s)
             if not r.startswith(f"projects/{project}/") or r == own_path:
+                continue
+            # Only Compute's own paths: "projects/P/secrets/S" in metadata is Secret Manager's.
+            if not re.match(rf"projects/{re.escape(project)}/(global|regions|zones)/", r):
                 continue
             if re.search(r"/(zones|regions)/[^/]+$", r) or "/images/family/" in r:
                 continue
@@ -501,9 +512,51 @@ class Project:
         self._converge(path, res, steps=0 if proactive else None, replace=proactive)
 
     def _before_delete_instanceGroupManagers(self, path):
+        self.instances_of[path] = []
+        self._realize(path)
         for key in [k for k, r in self.resources.items() if r.get("_owner") == path]:
             del self.resources[key]
         self.instances_of.pop(path, None)
+
+    def _realize(self, mig_path):
+        """With --vms: the group's planned instances as real VMs (created from their template,
+        zones in turn), and no VM the plan dropped."""
+        if self.fleet is None:
+            return
+        want = {i["name"]: i["template"] for i in self.instances_of.get(mig_path, [])}
+        have = {p.rsplit("/", 1)[-1]: p for p, r in self.resources.items()
+                if r.get("kind") == "compute#instance" and r.get("_owner") == mig_path}
+        for name, ipath in have.items():
+            if name not in want:
+                self._before_delete_instances(ipath)
+                del self.resources[ipath]
+        mig = self.resources.get(mig_path, {})
+        zones = [rel(z["zone"]).rsplit("/", 1)[-1] for z in mig.get("distributionPolicy", {}).get("zones", [])]
+        for name, template in want.items():
+            if name not in have:
+                self._create_managed(mig_path, name, template, zones[int(name[-4:]) % len(zones)])
+        self._sync_front_end()
+
+    def _sync_front_end(self):
+        if self.front_end is not None:
+            try:
+                self.front_end.sync()
+            except (RuntimeError, OSError) as e:
+                raise ApiError(500, "backendError", str(e)) from None
+
+    def _create_managed(self, mig_path, name, template, zone):
+        props = copy.deepcopy(self.must(template)["properties"])
+        scope = f"projects/{mig_path.split('/')[1]}/zones/{zone}"
+        path = f"{scope}/instances/{name}"
+        res = {k: props[k] for k in ("disks", "networkInterfaces", "metadata", "serviceAccounts", "tags",
+                                     "labels", "scheduling", "shieldedInstanceConfig") if k in props}
+        res.update(kind="compute#instance", name=name, id=str(next(self.ids)), creationTimestamp=self.now(),
+                   selfLink=SELF_BASE + path, zone=SELF_BASE + scope,
+                   machineType=SELF_BASE + f"{scope}/machineTypes/{props['machineType'].rsplit('/', 1)[-1]}",
+                   _owner=mig_path)
+        self.resources[path] = res
+        self._after_insert_Instance(path, res, scope)
+        self.fleet.watch(path, mig_path)
 
     def _desired_versions(self, res):
         versions = res.get("versions") or [{"instanceTemplate": res.get("instanceTemplate")}]
@@ -518,7 +571,12 @@ class Project:
         return out
 
     def _converge(self, path, res, steps=None, replace=True):
-        """Moves the group towards its desired versions; steps=None: all the way."""
+        """Moves the group towards its desired versions; steps=None: all the way. With --vms
+        the instances are real VMs."""
+        self._converge_plan(path, res, steps, replace)
+        self._realize(path)
+
+    def _converge_plan(self, path, res, steps=None, replace=True):
         current = self.instances_of.setdefault(path, [])
         want = self._desired_versions(res)
         wanted_count = {t: n for t, n in want}
@@ -549,10 +607,15 @@ class Project:
         for inst in self.instances_of.get(path, []):
             have[inst["template"]] = have.get(inst["template"], 0) + 1
         reached = all(have.get(t, 0) == n for t, n in want.items())
+        # With --vms, a VM the autohealing check has not yet seen healthy is VERIFYING.
+        verifying = 0
+        if self.fleet is not None and res.get("autoHealingPolicies"):
+            verifying = sum(1 for i in self.instances_of.get(path, [])
+                            if not self.fleet.ever_healthy(self._instance_path(path, i["name"])))
         autoscaler = next((SELF_BASE + p for p, r in self.resources.items()
                            if r.get("kind") == "compute#autoscaler" and rel(r.get("target", "")) == path), None)
         res["status"] = {
-            "isStable": reached or res.get("updatePolicy", {}).get("type") != "PROACTIVE",
+            "isStable": verifying == 0 and (reached or res.get("updatePolicy", {}).get("type") != "PROACTIVE"),
             "versionTarget": {"isReached": reached},
             "stateful": {"hasStatefulConfig": False},
         }
@@ -560,7 +623,12 @@ class Project:
             res["status"]["autoscaler"] = autoscaler
         actions = ("creating", "deleting", "recreating", "refreshing", "restarting", "abandoning",
                    "verifying", "creatingWithoutRetries", "resuming", "starting", "stopping", "suspending")
-        res["currentActions"] = dict({a: 0 for a in actions}, none=len(self.instances_of.get(path, [])))
+        res["currentActions"] = dict({a: 0 for a in actions}, verifying=verifying,
+                                     none=len(self.instances_of.get(path, [])) - verifying)
+
+    def _instance_path(self, mig_path, name):
+        return next((p for p, r in self.resources.items()
+                     if r.get("_owner") == mig_path and r.get("name") == name), "")
 
     def _before_get_instanceGroupManager(self, path, res):
         # Each poll of a group mid-rollout replaces one instance (surge then delete, in reality).
@@ -594,6 +662,15 @@ class Project:
                   "instanceStatus": "RUNNING", "currentAction": "NONE",
                   "version": {"instanceTemplate": SELF_BASE + i["template"]}}
                  for n, i in enumerate(self.instances_of.get(mig, []))]
+        if self.fleet is not None:
+            for item, i in zip(items, self.instances_of.get(mig, [])):
+                ipath = self._instance_path(mig, i["name"])
+                item["instance"] = SELF_BASE + ipath
+                item["currentAction"] = "NONE" if self.fleet.ever_healthy(ipath) else "VERIFYING"
+                hc = (self.resources[mig].get("autoHealingPolicies") or [{}])[0].get("healthCheck")
+                if hc:
+                    item["instanceHealth"] = [{"healthCheck": hc,
+                                               "detailedHealthState": self.fleet.health_state(ipath)}]
         return 200, {"managedInstances": items}
 
     # -- autoscalers: they drive the group's size -----------------------------------------
@@ -685,14 +762,27 @@ class Project:
             res["subjectAlternativeNames"] = list(res["managed"].get("domains", []))
         else:
             res["type"] = "SELF_MANAGED"
-            res.pop("privateKey", None)  # never returned by the API
+            # Never returned by the API; the front end (--vms) serves with it.
+            res["_privateKey"] = res.pop("privateKey", "")
 
     def _after_insert_Address(self, path, res, scope):
         # 203.0.113.0/24 is TEST-NET-3: data in a record, never an address anything is sent to.
-        res.setdefault("address", f"203.0.113.{next(self.addresses)}")
+        # With --vms the front end serves it: a private address the suite's client reaches.
+        default = self.fleet.new_lb_address() if self.fleet is not None else f"203.0.113.{next(self.addresses)}"
+        res.setdefault("address", default)
         res["status"] = "RESERVED"
 
     def _after_insert_Instance(self, path, res, scope):
+        if self.fleet is not None:
+            # A real VM: booted from its image, addresses from the VPC's and the NAT's ranges.
+            try:
+                self.fleet.create(path, res)
+            except ValueError as e:
+                del self.resources[path]
+                raise ApiError(400, "invalid", str(e)) from None
+            except (RuntimeError, OSError) as e:
+                del self.resources[path]
+                raise ApiError(500, "backendError", f"could not boot {path}: {e}") from None
         res["status"] = "RUNNING"
         for n, nic in enumerate(res.get("networkInterfaces", [])):
             nic.setdefault("networkIP", f"10.128.0.{next(self.addresses)}")
@@ -708,14 +798,33 @@ class Project:
             disk["source"] = SELF_BASE + dpath
 
     def _before_delete_instances(self, path):
+        if self.fleet is not None:
+            self._fleet_do(self.fleet.delete, path)
         # Boot disks are auto-deleted with their instance.
         for key in [k for k, r in self.resources.items() if r.get("_owner") == path]:
             del self.resources[key]
 
     def _instances_stop(self, path, query, body, params, scope, method):
         inst = path.rsplit("/", 1)[0]
-        self.must(inst)["status"] = "TERMINATED"
+        res = self.must(inst)
+        if self.fleet is not None and res.get("status") == "RUNNING":
+            self._fleet_do(self.fleet.stop, inst)
+        res["status"] = "TERMINATED"
         return 200, self.operation(scope, inst, "stop", method["id"])
+
+    def _instances_start(self, path, query, body, params, scope, method):
+        inst = path.rsplit("/", 1)[0]
+        res = self.must(inst)
+        if self.fleet is not None and res.get("status") == "TERMINATED":
+            self._fleet_do(self.fleet.start, inst)
+        res["status"] = "RUNNING"
+        return 200, self.operation(scope, inst, "start", method["id"])
+
+    def _fleet_do(self, action, *args):
+        try:
+            action(*args)
+        except (RuntimeError, OSError) as e:
+            raise ApiError(500, "backendError", str(e)) from None
 
     def _images_insert(self, path, query, body, params, scope, method):
         disk = rel(body.get("sourceDisk", ""))
@@ -727,6 +836,13 @@ class Project:
                                f"The disk resource '{disk}' is already being used by '{d['_owner']}'")
         status, op = self.insert(path, dict(body), scope, method)
         image = f"{path}/{body['name']}"
+        if self.fleet is not None and disk:
+            # The image is the stopped builder's disk, copied: later VMs boot from it.
+            try:
+                self.fleet.snapshot(self.resources[disk]["_owner"], body["name"])
+            except (RuntimeError, OSError) as e:
+                del self.resources[image]
+                raise ApiError(500, "backendError", f"could not copy {disk}: {e}") from None
         self.resources[image]["status"] = "READY"
         # The image no longer needs its disk: the copy is independent.
         self.resources[image]["sourceDisk"] = SELF_BASE + disk if disk else ""
@@ -750,7 +866,12 @@ class Project:
             "resources": {p: clean(r) for p, r in self.resources.items()},
             "instances": self.instances_of,
             "violations": self.violations,
+            "refused": self.refused,
+            "faults_served": self.faults_served,
             "calls": self.calls,
+            "fleet": self.fleet.state() if self.fleet is not None else {},
+            "front_end": ({"pid": self.front_end.pid, "reloads": self.front_end.reloads,
+                           "config": self.front_end.config} if self.front_end is not None else {}),
         }
 
 
@@ -798,10 +919,16 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         try:
             if self.host == "oauth2.googleapis.com":
                 return self._send(*self._token(url.path, raw))
+            if self.host == "www.googleapis.com" and url.path == "/discovery/v1/apis/compute/v1/rest":
+                # Google's public discovery service (apis.getRest): no credentials needed.
+                project.calls.append(f"{self.command} discovery compute v1")
+                return self._send(200, project.d.doc)
             auth = self.headers.get("Authorization", "")
             if auth.removeprefix("Bearer ") not in self.server.tokens:
                 raise ApiError(401, "authError", "Request had invalid authentication credentials.")
             if self.host == "secretmanager.googleapis.com":
+                self._inject_fault()
+                self._check_scope(auth.removeprefix("Bearer "))
                 return self._send(*self._secret(url.path))
             if not url.path.startswith("/compute/v1/"):
                 raise ApiError(404, "notFound", f"no such API path {url.path}")
@@ -819,12 +946,17 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 try:
                     body = project.d.normalize_body(method, body or {})
                     status, answer = project.compute(self.command, path, query, body, method, params)
+                    if self.command != "GET":
+                        project._sync_front_end()
                 except ApiError as e:
                     if e.code >= 500:
                         project.violations.append(f"{self.command} {url.path}: {e}")
                     raise
             self._send(status, answer)
         except ApiError as e:
+            if 400 <= e.code < 500 and not (self.command == "GET" and e.code == 404):
+                with project.lock:
+                    project.refused.append(f"{e.code} {self.host} {self.command} {url.path}: {e.message}")
             self._send(e.code, e.body())
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
@@ -849,6 +981,28 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         self.server.tokens.add(token)
         return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
 
+    def _inject_fault(self):
+        """Faults seeded for this host (/_standin/seed {"faults": [...]}): the next `count`
+        calls wait `delay_s`, then are answered `status` (0: served after the delay)."""
+        project = self.server.project
+        with project.lock:
+            fault = next((f for f in project.faults if f["host"] == self.host and f["count"] > 0), None)
+            if fault:
+                fault["count"] -= 1
+                project.faults_served.append(f"{fault.get('status', 0)} {self.host} {self.path}")
+        if fault:
+            time.sleep(float(fault.get("delay_s", 0)))
+            if fault.get("status"):
+                reason = {403: "forbidden", 429: "rateLimitExceeded"}.get(fault["status"], "backendError")
+                raise ApiError(int(fault["status"]), reason, "injected by the stand-in")
+
+    def _check_scope(self, token):
+        """A VM's token carries its service account's scopes: Secret Manager needs cloud-platform."""
+        fleet = self.server.project.fleet
+        owner = fleet.token_owner.get(token) if fleet is not None else None
+        if owner and "https://www.googleapis.com/auth/cloud-platform" not in owner[1]:
+            raise ApiError(403, "insufficientPermissions", "Request had insufficient authentication scopes.")
+
     def _secret(self, path):
         m = re.fullmatch(r"/v1/(projects/[^/]+/secrets/[^/]+)/versions/([^/:]+):access", path)
         if self.command != "GET" or not m:
@@ -861,6 +1015,20 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         data = versions[v]
         return 200, {"name": f"{m.group(1)}/versions/{v}",
                      "payload": {"data": base64.b64encode(data).decode()}}
+
+
+class PrivateAccessHandler(ApiHandler):
+    """Google APIs as a VM without an external address reaches them (Private Google Access):
+    TLS straight to the API hosts' certificate, the host from the Host header."""
+
+    def _dispatch(self):
+        self.host = (self.headers.get("Host") or "").split(":")[0]
+        if self.host not in API_HOSTS:
+            self.server.project.violations.append(f"private access to {self.host!r} refused")
+            return self._send(404, ApiError(404, "notFound", f"no API host {self.host}").body())
+        return super()._dispatch()
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
 
 class ProxyHandler(http.server.BaseHTTPRequestHandler):
@@ -914,6 +1082,8 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
                 for name, value in seed.get("secrets", {}).items():
                     project.secrets.setdefault(name, {})[len(project.secrets.get(name, {})) + 1] = value.encode()
                 self.server.metadata.update(seed.get("metadata", {}))
+                project.project_attributes.update(seed.get("project_attributes", {}))
+                project.faults.extend(seed.get("faults", []))
                 for path, resource in seed.get("resources", {}).items():
                     project.resources[path] = dict(resource, id=str(next(project.ids)),
                                                    selfLink=SELF_BASE + path, creationTimestamp=project.now())
@@ -968,6 +1138,19 @@ def main():
     ap.add_argument("--sa-public-key", required=True, help="PEM public key of the service account")
     ap.add_argument("--port-file", required=True, help="where to write the port chosen")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--vms", metavar="VMCTL", help="make instances real VMs with this tests/gce/vmctl")
+    ap.add_argument("--image-dir", help="with --vms: where images are (debian-12/lower is the base)")
+    ap.add_argument("--vpc-subnet", default="10.219.0.0/24", help="with --vms: the VMs' internal addresses")
+    ap.add_argument("--external-range", default="10.219.200.0/24",
+                    help="with --vms: the one-to-one NAT addresses (a private range standing in for Google's)")
+    ap.add_argument("--cpu-per-vcpu", type=float, default=0.5, help="with --vms: host cores per vCPU")
+    ap.add_argument("--netns-prefix", default="", help="with --vms: the VMs' namespace names are this + name")
+    ap.add_argument("--metadata-netns", help="with --vms: the namespace on the VPC with 169.254.169.254")
+    ap.add_argument("--lb-netns", help="with --vms: the namespace HAProxy, the HTTPS LB's front end, runs in")
+    ap.add_argument("--lb-source", help="with --lb-netns: the address (in the probe range) backends see")
+    ap.add_argument("--lb-dir", help="with --lb-netns: where its configuration and PID file are")
+    ap.add_argument("--private-access", metavar="ADDRESS",
+                    help="with --vms: Google APIs on ADDRESS:443 in the metadata namespace (Private Google Access)")
     args = ap.parse_args()
 
     server = Server(("127.0.0.1", 0), ProxyHandler)
@@ -975,15 +1158,46 @@ def main():
     server.project = Project(Discovery(args.discovery))
     server.tokens = set()
     server.metadata = {}
+    if args.vms:
+        import fleet  # tests/gcp/fleet.py, next to this file
+
+        server.project.fleet = fleet.Fleet(server.project, server.tokens, args.vms, args.image_dir,
+                                           args.vpc_subnet, args.external_range, args.cpu_per_vcpu,
+                                           args.netns_prefix, args.metadata_netns)
+        # Autohealing's probes come from the probe range, in the LB's namespace when given.
+        server.project.fleet.start_probing(args.lb_netns, args.lb_source)
+        if args.lb_netns:
+            import frontend  # tests/gcp/frontend.py
+
+            server.project.front_end = frontend.FrontEnd(server.project, server.project.fleet, args.lb_netns,
+                                                         args.lb_source, args.lb_dir)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
     server.tls = ctx
     with open(args.sa_public_key, "rb") as f:
         server.public_key = serialization.load_pem_public_key(f.read())
+    if args.vms and args.private_access:
+        import fleet
+
+        pga = fleet.listen_in_netns(args.metadata_netns, args.private_access, 443, PrivateAccessHandler)
+        # The handshake on the handler thread, not in accept(): one stuck client blocks no other.
+        pga.socket = ctx.wrap_socket(pga.socket, server_side=True, do_handshake_on_connect=False)
+        for attr in ("verbose", "project", "tokens", "metadata", "public_key", "tls"):
+            setattr(pga, attr, getattr(server, attr))
+        threading.Thread(target=pga.serve_forever, daemon=True).start()
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))
     os.rename(args.port_file + ".tmp", args.port_file)
-    server.serve_forever()
+    # SIGTERM: the VMs go down with the stand-in (the suite's teardown stops it).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.serve_forever()
+    finally:
+        if server.project.fleet is not None:
+            with server.project.lock:
+                if server.project.front_end is not None:
+                    server.project.front_end.stop()
+                server.project.fleet.shutdown()
 
 
 if __name__ == "__main__":

@@ -3,14 +3,12 @@ against tests/gcp/standin.py, which checks every Compute call against Google's d
 document and keeps the project's state. What this proves and what it cannot: README.md,
 "Deploy to Google Cloud".
 
-The discovery document is never copied into the repository. It is found, in order, at
-$HASHD_GCP_DISCOVERY, at ../shared/gcp/compute.v1.json next to the repository, and at the same
-place next to the repository a clone was made from (git's common dir, then `origin`); when
-none exists the suite fails (it never skips).
+The discovery document is never copied into the repository: tests/gcp/discovery.py finds it
+($HASHD_GCP_DISCOVERY, else a cache, else one download from Google's discovery service); when
+none of these works the suite fails with one line saying how to get it (it never skips).
 """
 
 import base64
-import datetime
 import json
 import os
 import pathlib
@@ -22,10 +20,10 @@ import urllib.parse
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import discovery  # noqa: E402  (tests/gcp/discovery.py)
+import keys  # noqa: E402  (tests/gcp/keys.py)
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 GCP = REPO / "ansible" / "gcp"
@@ -38,61 +36,10 @@ PLAYBOOK_TIMEOUT_S = 600
 
 
 def find_discovery():
-    tried = []
-    env = os.environ.get("HASHD_GCP_DISCOVERY")
-    if env:
-        if not pathlib.Path(env).is_file():
-            pytest.fail(f"HASHD_GCP_DISCOVERY={env} is not a file", pytrace=False)
-        return pathlib.Path(env)
-    tried.append(REPO.parent / "shared" / "gcp" / "compute.v1.json")
-
-    def git(*args):
-        r = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
-        return r.stdout.strip() if r.returncode == 0 else ""
-
-    common = git("rev-parse", "--path-format=absolute", "--git-common-dir")
-    if common:
-        tried.append(pathlib.Path(common).parent.parent / "shared" / "gcp" / "compute.v1.json")
-    origin = git("config", "--get", "remote.origin.url")
-    if origin and not origin.startswith(("http:", "https:", "ssh:", "git@")):
-        origin_path = pathlib.Path(origin.removeprefix("file://"))
-        tried.append(origin_path.parent / "shared" / "gcp" / "compute.v1.json")
-        if origin_path.name == ".git":
-            tried.append(origin_path.parent.parent / "shared" / "gcp" / "compute.v1.json")
-    for path in tried:
-        if path.is_file():
-            return path
-    pytest.fail("Compute discovery document not found; set HASHD_GCP_DISCOVERY. Tried: "
-                + ", ".join(str(p) for p in tried), pytrace=False)
-
-
-# ------------------------------------------------------------------------------------------
-# Keys and certificates made for this run
-# ------------------------------------------------------------------------------------------
-
-
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def pem_key(key):
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def cert(subject_key, cn, issuer_key=None, issuer_name=None, sans=(), ca=False):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    builder = (x509.CertificateBuilder().subject_name(name)
-               .issuer_name(issuer_name or name).public_key(subject_key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=2))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]),
-                                        critical=False)
-    return builder.sign(issuer_key or subject_key, hashes.SHA256())
+    try:
+        return discovery.find()
+    except discovery.NotFound as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -100,27 +47,7 @@ def world(tmp_path_factory):
     """A running stand-in, keys, and helpers to run playbooks and read the state."""
     discovery = find_discovery()
     d = tmp_path_factory.mktemp("gcp")
-    ca_key = rsa_key()
-    ca = cert(ca_key, "hashd test CA", ca=True)
-    (d / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    api_key = rsa_key()
-    api = cert(api_key, "googleapis stand-in", ca_key, ca.subject,
-               sans=["compute.googleapis.com", "www.googleapis.com", "oauth2.googleapis.com",
-                     "secretmanager.googleapis.com"])
-    (d / "api.pem").write_bytes(api.public_bytes(serialization.Encoding.PEM))
-    (d / "api.key").write_bytes(pem_key(api_key))
-    sa_key = rsa_key()
-    (d / "sa.pub").write_bytes(sa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (d / "sa.json").write_text(json.dumps({
-        "type": "service_account", "project_id": PROJECT, "private_key_id": "0" * 40,
-        "private_key": pem_key(sa_key).decode(), "client_email": f"deployer@{PROJECT}.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token",
-    }))
-    lb_key = rsa_key()
-    (d / "lb.pem").write_bytes(cert(lb_key, "hashd.example.com", sans=["hashd.example.com"])
-                               .public_bytes(serialization.Encoding.PEM))
-    (d / "lb.key").write_bytes(pem_key(lb_key))
+    keys.write(d, PROJECT)
 
     log = open(d / "standin.log", "wb")
     proc = subprocess.Popen(
@@ -451,3 +378,40 @@ def test_boot_script_fails_loudly_on_a_missing_secret(world, tmp_path):
                                           "hashd-store-password-secret": f"{P}/secrets/absent"})
     assert r.returncode == 1 and "Secret Manager refused" in r.stderr
     assert not (tmp_path / "run/hashd-gce/hashd.env").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# A fresh clone has no ../shared: tests/gcp/discovery.py downloads the document once from
+# Google's discovery service (here the stand-in, reached as a user's HTTPS_PROXY would be),
+# then uses the cache; offline with an empty cache it fails with one line.
+# ------------------------------------------------------------------------------------------
+
+
+def run_discovery(env):
+    return subprocess.run([sys.executable, str(REPO / "tests/gcp/discovery.py")], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_discovery_downloaded_once_then_cached_then_a_one_line_failure(world, tmp_path):
+    served = find_discovery()
+    base = {k: v for k, v in world.env.items() if k != "HASHD_GCP_DISCOVERY"}
+    base.update(HASHD_GCP_CACHE=str(tmp_path / "cache"), HOME=str(tmp_path / "home"))
+    calls_before = len(world.state()["calls"])
+    r = run_discovery(base)
+    assert r.returncode == 0, r.stderr
+    cached = pathlib.Path(r.stdout.strip())
+    assert cached == tmp_path / "cache" / "compute.v1.json"
+    assert json.loads(cached.read_text()) == json.loads(served.read_text())
+    downloads = [c for c in world.state()["calls"][calls_before:] if "discovery" in c]
+    assert downloads == ["GET discovery compute v1"]
+    # Offline now (the proxy is a closed port): the cache answers, nothing is fetched.
+    offline = dict(base, HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    r = run_discovery(offline)
+    assert r.returncode == 0 and pathlib.Path(r.stdout.strip()) == cached, r.stderr
+    assert [c for c in world.state()["calls"][calls_before:] if "discovery" in c] == downloads
+    # Offline with an empty cache: exit 1 and one line naming the variable and the URL.
+    r = run_discovery(dict(offline, HASHD_GCP_CACHE=str(tmp_path / "empty")))
+    assert r.returncode == 1 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "HASHD_GCP_DISCOVERY" in lines[0] and discovery.DISCOVERY_URL in lines[0]
+    assert not (tmp_path / "empty" / "compute.v1.json").exists()

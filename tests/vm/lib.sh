@@ -100,7 +100,8 @@ vm_prepare() {
     vm_ip[$name]=$ip
     vm_ns[$name]="hashd$lab_name-$run_id-$name"
     vm_dir[$name]=$dir
-    vm_index[$name]=${#vm_index[@]}
+    # Kept when the caller set it (tests/gce/vmctl makes one VM per process).
+    vm_index[$name]=${vm_index[$name]:-${#vm_index[@]}}
     mkdir -p "$dir/upper" "$dir/work" "$dir/root"
     mount -t overlay overlay -o "lowerdir=$lab_root,upperdir=$dir/upper,workdir=$dir/work" "$dir/root" ||
         return 1
@@ -284,6 +285,8 @@ lab_teardown() {
     trap - EXIT INT TERM
     lab_current=teardown
     log "tearing down"
+    # What a suite made outside these arrays (tests/gce/run: the stand-in's VMs) goes first.
+    if declare -F lab_before_teardown >/dev/null; then lab_before_teardown; fi
     for name in "${!vm_pid[@]}"; do
         [ -n "${vm_pid[$name]}" ] && kill -TERM "${vm_pid[$name]}" 2>/dev/null
     done
