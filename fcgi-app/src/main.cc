@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
     FCGX_Init();
     std::atomic<bool> draining{false};
     // Readiness is asked of the store at most once a second per process (readiness.h).
-    ReadinessCache readiness(*store.value(), std::chrono::seconds(1));
+    ReadinessCache readiness(std::chrono::seconds(1));
     const Services services{config.value(), *store.value(), *metrics.value(), draining, readiness};
     FcgiServer server(services, logger, kListenFd);
 

@@ -8,6 +8,8 @@
 #include <map>
 #include <sstream>
 
+#include "timed_store.h"
+
 namespace hashd {
 namespace {
 
@@ -125,7 +127,9 @@ std::string RenderQueueMetrics(const Services& services) {
     out += "# HELP hashd_worker_up 1 while hashd-worker reports in (within " +
            Number(kWorkerStaleAfter) + " s).\n# TYPE hashd_worker_up gauge\nhashd_worker_up " +
            (up ? "1" : "0") + "\n";
-    auto stats = services.store.Queue().Stats();
+    // Through TimedStore: measured, and the accept turn is passed on (issue 21, finding 1).
+    auto stats = TimedStore(services, "stats", StoreAccess::kRead,
+                            [&] { return services.store.Queue().Stats(); });
     if (!stats.ok()) return out;
     const QueueStats& s = stats.value();
     const double age = s.oldest_enqueued_at ? std::max(0.0, now - *s.oldest_enqueued_at) : 0.0;
