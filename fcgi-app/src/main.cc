@@ -19,6 +19,7 @@
 
 #include "build_info.h"
 #include "config.h"
+#include "core/no_core_dumps.h"
 #include "fcgi_server.h"
 #include "logger.h"
 #include "message_store.h"
@@ -81,6 +82,11 @@ int main(int argc, char** argv) {
             std::printf("hashd-fcgi %s (%s)\n", kVersion, kCommit);
             return 0;
         }
+    }
+    // Before any password reaches memory and before any thread starts (no_core_dumps.h).
+    if (auto undumpable = DisableCoreDumps(); !undumpable.ok()) {
+        std::fprintf(stderr, "hashd-fcgi: %s\n", undumpable.error().message.c_str());
+        return 1;
     }
     auto config = LoadConfig([](const char* name) { return std::getenv(name); }, args);
     if (!config.ok()) {
