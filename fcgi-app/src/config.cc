@@ -119,6 +119,10 @@ const std::vector<Setting>& Settings() {
         NumberSetting("store-timeout-ms", &Config::store_timeout_ms, 50, 60000,
                       "connect and command timeout of Redis and PostgreSQL; a slower store "
                       "counts as down (`/messages` 503, hashing unaffected)"),
+        NumberSetting("multivac-max-queued", &Config::multivac_max_queued, 1, 100000000,
+                      "MultiVAC data that may wait to be processed; beyond it POST "
+                      "/multivac/data answers 503 `queue_full` (at 64 KiB a datum, the default "
+                      "fits LMDB's default map)"),
         NumberSetting("instance", &Config::instance, 1, 4096,
                       "this process's number in the VM's pool (systemd's `%i`, set by the "
                       "unit); its slot in the metrics region, at most `HASHD_METRICS_SLOTS`"),

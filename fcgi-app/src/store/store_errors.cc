@@ -20,4 +20,12 @@ ApiError StoreFull(std::string_view backend) {
             0};
 }
 
+ApiError QueueFull(std::int64_t bound) {
+    return {503, "queue_full",
+            "The MultiVAC queue is full (" + std::to_string(bound) +
+                " data wait to be processed); this datum was not queued. Retry after the "
+                "Retry-After delay.",
+            5};
+}
+
 }  // namespace hashd

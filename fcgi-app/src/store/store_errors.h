@@ -7,6 +7,7 @@
 //       operator must grow the store (HASHD_LMDB_MAP_SIZE, Redis maxmemory, disk).
 // The sentences never carry backend internals (hosts, error strings): they go to the client.
 
+#include <cstdint>
 #include <string_view>
 
 #include "result.h"
@@ -17,5 +18,9 @@ namespace hashd {
 ApiError StoreUnavailable(std::string_view backend, int retry_after_seconds,
                           std::string detail = {});
 ApiError StoreFull(std::string_view backend);
+
+// 503 "queue_full" (with Retry-After): the MultiVAC queue holds its bound of data
+// (HASHD_MULTIVAC_MAX_QUEUED); the datum was not queued, and may be sent again later.
+ApiError QueueFull(std::int64_t bound);
 
 }  // namespace hashd
