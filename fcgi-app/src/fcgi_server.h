@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "accept_turn.h"
+#include "api/client_budget.h"
 #include "hash_pool.h"
 #include "logger.h"
 #include "router.h"
@@ -57,6 +58,7 @@ class FcgiServer {
     std::atomic<bool> stop_requested_{false};
     std::atomic<bool> stopping_{false};
     std::vector<std::unique_ptr<Acceptor>> acceptors_;
+    ClientBudget budget_;     // per-client hashing work (api/client_budget.h)
     AcceptTurn accept_turn_;  // one accepting thread in accept() at a time (accept_turn.h)
     std::unique_ptr<HashPool> pool_;
 };

@@ -31,7 +31,7 @@ constexpr std::string_view kBackends[] = {"lmdb", "redis", "postgresql", "other"
 // probe; stats: the queue's depth for /metrics. Every store call of the app is one of these.
 constexpr std::string_view kOps[] = {"put", "get", "enqueue", "first", "check", "stats", "other"};
 constexpr std::string_view kResults[] = {"ok", "error"};
-constexpr std::string_view kShedReasons[] = {"queue_deadline", "other"};
+constexpr std::string_view kShedReasons[] = {"queue_deadline", "client_budget", "other"};
 
 // The index of `value` in `table`, or `fallback`.
 template <typename Table, typename Value>
