@@ -53,7 +53,9 @@ class HashdStack(Stack):
                  queued_per_thread=None, extra_env=None):
         workdir.mkdir(parents=True, exist_ok=True)
         app_env = {"HASHD_THREADS": threads, "HASHD_COST_DEFAULT": cost_default,
-                   "HASHD_COST_MIN": 4}
+                   "HASHD_COST_MIN": 4,
+                   # One load generator is one client: the per-client budget is lifted.
+                   "HASHD_CLIENT_WORK_RATE": 0}
         if deadline_ms is not None:
             app_env["HASHD_QUEUE_DEADLINE_MS"] = deadline_ms
         app_env.update(extra_env or {})

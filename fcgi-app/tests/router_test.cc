@@ -70,25 +70,41 @@ class CountingStore final : public MessageStore {
 TEST(ReadinessCache, AsksTheStoreAtMostOncePerMaxAge) {
     CountingStore store;
     ReadinessCache::Clock::time_point now{};
-    ReadinessCache cache(store, std::chrono::seconds(1), [&] { return now; });
-    for (int i = 0; i < 100; ++i) EXPECT_TRUE(cache.StoreStatus().ok());
+    ReadinessCache cache(std::chrono::seconds(1), [&] { return now; });
+    const auto check = [&] { return store.Check(); };
+    for (int i = 0; i < 100; ++i) EXPECT_TRUE(cache.StoreStatus(check).ok());
     EXPECT_EQ(store.checks, 1);
 
     store.down = true;
     now += std::chrono::milliseconds(999);
-    EXPECT_TRUE(cache.StoreStatus().ok()) << "a result younger than max_age is reused";
+    EXPECT_TRUE(cache.StoreStatus(check).ok()) << "a result younger than max_age is reused";
     now += std::chrono::milliseconds(1);
-    EXPECT_FALSE(cache.StoreStatus().ok()) << "a stale result is refreshed";
+    EXPECT_FALSE(cache.StoreStatus(check).ok()) << "a stale result is refreshed";
     EXPECT_EQ(store.checks, 2);
-    EXPECT_EQ(cache.StoreStatus().error().code, "store_unavailable");
+    EXPECT_EQ(cache.StoreStatus(check).error().code, "store_unavailable");
     EXPECT_EQ(store.checks, 2);
 }
 
 TEST(ReadinessCache, ZeroMaxAgeAsksEveryTime) {
     CountingStore store;
-    ReadinessCache cache(store, ReadinessCache::Clock::duration::zero());
-    for (int i = 0; i < 3; ++i) (void)cache.StoreStatus();
+    ReadinessCache cache(ReadinessCache::Clock::duration::zero());
+    const auto check = [&] { return store.Check(); };
+    for (int i = 0; i < 3; ++i) (void)cache.StoreStatus(check);
     EXPECT_EQ(store.checks, 3);
+}
+
+// Issue 21 finding 1: /readyz's and /metrics's store calls go through TimedStore (which
+// passes the accept turn on before a network store call), so they are measured like any other.
+TEST(StoreCalls, ReadyzAndMetricsAreMeasuredStoreOperations) {
+    testing::Harness h;
+    EXPECT_EQ(testing::Serve(testing::Get("/readyz"), h.services).status, 200);
+    EXPECT_EQ(h.metrics.store_ops, std::vector<std::string>{"check"});
+    h.metrics.store_ops.clear();
+    EXPECT_EQ(testing::Serve(testing::Get("/metrics"), h.services).status, 200);
+    EXPECT_EQ(h.metrics.store_ops, std::vector<std::string>{"stats"});
+    h.store.down = true;
+    EXPECT_EQ(testing::Serve(testing::Get("/readyz"), h.services).status, 503);
+    EXPECT_EQ(h.metrics.store_errors, 1) << "a failing check is a store error";
 }
 
 }  // namespace

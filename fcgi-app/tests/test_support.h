@@ -5,6 +5,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "api/router.h"
@@ -19,8 +20,9 @@ class FakeMetrics final : public Metrics {
     void RecordHash(int, double) override { ++hashes; }
     void RecordQueueWait(double) override {}
     void RecordShed(std::string_view) override {}
-    void RecordStore(std::string_view, std::string_view, bool ok, double) override {
+    void RecordStore(std::string_view, std::string_view op, bool ok, double) override {
         ok ? ++store_ok : ++store_errors;
+        store_ops.emplace_back(op);
     }
     void RecordLegacyGet() override { ++legacy_gets; }
     void AddInflight(int) override {}
@@ -29,6 +31,7 @@ class FakeMetrics final : public Metrics {
     std::string Render() const override { return "hashd_test 1\n"; }
 
     int hashes = 0, legacy_gets = 0, store_ok = 0, store_errors = 0;
+    std::vector<std::string> store_ops;  // every op recorded, in order
 };
 
 // A deque-backed MultiVAC queue with the same promises as the real ones (at-least-once
@@ -120,7 +123,7 @@ struct Harness {
     FakeMetrics metrics;
     MemoryStore store;
     std::atomic<bool> draining{false};
-    ReadinessCache readiness{store, ReadinessCache::Clock::duration::zero()};
+    ReadinessCache readiness{ReadinessCache::Clock::duration::zero()};
     Services services{config, store, metrics, draining, readiness};
 };
 

@@ -178,3 +178,74 @@ def test_a_thread_waiting_on_the_hung_store_leaves_probes_and_hashes_accepted(
     # The read took about the timeout; the probe and the hash a small part of it.
     assert read_s >= STORE_TIMEOUT_MS / 1000 * 0.8, read_s
     assert both_s < STORE_TIMEOUT_MS / 1000 / 2, (probe_s, both_s)
+
+
+def store_ops(stack, op):
+    """hashd_store_operations_total of `op` on the configured backend, by result."""
+    text = stack.get("/metrics", timeout=120).text
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("hashd_store_operations_total{") and f'op="{op}"' in line:
+            result = line.split('result="')[1].split('"')[0]
+            found[result] = found.get(result, 0) + float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def test_readyz_and_metrics_on_a_hung_store_leave_probes_and_hashes_accepted(
+        make_stack, network_store, counts):
+    """Issue 21 finding 1: /readyz (once its cache is stale) and every /metrics scrape ask the
+    store (Check(), the queue's Stats()). Such a call must pass the accept turn on like any
+    other store call, or one process with a frozen store accepts nothing, probes and hashes
+    included, for the store timeout, about once a second. And it must be counted in the store
+    metrics (op "check" and "stats"), so that a hung store with no /messages traffic is seen."""
+    store = network_store
+    stack = make_stack(processes=1, app_env={
+        "HASHD_STORE": store.url(), "HASHD_STORE_TIMEOUT_MS": str(STORE_TIMEOUT_MS),
+        "HASHD_ACCEPT_THREADS": "2", "HASHD_COST_MIN": "4", "HASHD_COST_DEFAULT": "4"})
+    assert stack.get("/readyz").status_code == 200
+    assert stack.get("/metrics").status_code == 200
+    before = {op: store_ops(stack, op) for op in ("check", "stats")}
+    frozen = freeze(store)
+    timings = {}
+    answers = {}
+    try:
+        for path in ("/readyz", "/metrics"):
+            time.sleep(1.2)  # past /readyz's one-second cache
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                started = time.monotonic()
+                blocked = pool.submit(lambda: stack.get(path, timeout=120))
+                time.sleep(0.3)  # its store call is waiting on the frozen store by now
+                assert not blocked.done(), f"{path} did not wait on the frozen store"
+                probe_started = time.monotonic()
+                health = stack.get("/healthz", timeout=120)
+                hashed = stack.post("/v1/hash", json={"password": HASH_PASSWORD, "cost": 4},
+                                    timeout=120)
+                both_s = time.monotonic() - probe_started
+                answers[path] = blocked.result()
+                blocked_s = time.monotonic() - started
+            assert health.status_code == 200, health.text
+            assert hashed.status_code == 200, hashed.text
+            timings[path] = (round(blocked_s * 1000), round(both_s * 1000))
+    finally:
+        thaw(frozen)
+    counts.add("backend", store.name)
+    counts.add("timeout_ms", STORE_TIMEOUT_MS)
+    for path, (blocked_ms, both_ms) in timings.items():
+        counts.add(f"{path}_ms", blocked_ms)
+        counts.add(f"healthz+hash_during_{path}_ms", both_ms)
+    assert answers["/readyz"].status_code == 503, answers["/readyz"].text
+    # /metrics still answers, without the queue's figures it could not read.
+    assert answers["/metrics"].status_code == 200
+    assert "hashd_requests_total" in answers["/metrics"].text
+    for path, (blocked_ms, both_ms) in timings.items():
+        assert blocked_ms >= STORE_TIMEOUT_MS * 0.8, (path, timings)
+        assert both_ms < STORE_TIMEOUT_MS / 2, (path, timings)
+    # Both calls are in the store metrics, as errors.
+    wait_for(lambda: stack.get("/readyz").status_code == 200, RECOVERY_TIMEOUT_S,
+             "/readyz to answer 200 after SIGCONT")
+    after = {op: store_ops(stack, op) for op in ("check", "stats")}
+    counts.add("store_ops_before", before)
+    counts.add("store_ops_after", after)
+    for op in ("check", "stats"):
+        assert after[op].get("error", 0) >= before[op].get("error", 0) + 1, (op, before, after)
+        assert after[op].get("ok", 0) >= 1, (op, after)

@@ -123,6 +123,9 @@ class Stack:
             "HASHD_WORKER_BIN": str(self.root / "hashd-worker"),
             "HASHD_WORKERS": str(workers),
             "HASHD_LOG": "stderr",
+            # Like nginx's limits (TEST_NGINX), the app's per-client work budget is lifted:
+            # every test client is 127.0.0.1. Tests of the budget set their own.
+            "HASHD_CLIENT_WORK_RATE": "0",
         })
         env.update({k: str(v) for k, v in (app_env or {}).items()})
         for name, value in {**TEST_NGINX, **(nginx or {})}.items():

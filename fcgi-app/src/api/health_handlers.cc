@@ -6,6 +6,7 @@
 
 #include "core/json.h"
 #include "metrics/worker_metrics.h"
+#include "store/timed_store.h"
 
 namespace hashd {
 
@@ -24,9 +25,15 @@ Result<Response> HandleReadyz(const Request&, const Services& services) {
     // directory, so a reboot undrains.
     if (access((services.config.runtime_dir + "/drain").c_str(), F_OK) == 0)
         return Error{ErrorKind::kUnavailable, "draining", "This VM is drained by its operator.", 1};
+    // Through TimedStore like every store call: measured, and the accept turn is passed on
+    // first, so a hung store holds only this thread.
+    const auto check = [&] {
+        return TimedStore(services.store, services.metrics, "check", StoreAccess::kRead,
+                          [&] { return services.store.Check(); });
+    };
     // Whatever the store's failure (unreachable, full, misconfigured), this process is not
     // ready: the store's code and detail stay, the kind and the sentence are readiness's.
-    if (auto store = services.readiness.StoreStatus(); !store.ok()) {
+    if (auto store = services.readiness.StoreStatus(check); !store.ok()) {
         const Error& cause = store.error();
         return Error{ErrorKind::kUnavailable,
                      cause.code,
@@ -48,7 +55,10 @@ Result<Response> HandleMetrics(const Request&, const Services& services) {
     Response response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     std::optional<QueueGauges> queue;
-    if (auto stats = services.store.Queue().Stats(); stats.ok())
+    // Through TimedStore: measured, and the accept turn is passed on first.
+    auto stats = TimedStore(services.store, services.metrics, "stats", StoreAccess::kRead,
+                            [&] { return services.store.Queue().Stats(); });
+    if (stats.ok())
         queue = QueueGauges{stats.value().depth, stats.value().oldest_enqueued_at};
     response.body = services.metrics.Render() + RenderQueueMetrics(services.config, queue);
     return response;

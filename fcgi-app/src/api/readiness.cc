@@ -4,18 +4,17 @@
 
 namespace hashd {
 
-ReadinessCache::ReadinessCache(MessageStore& store, Clock::duration max_age,
-                               std::function<Clock::time_point()> now)
-    : store_(store), max_age_(max_age), now_(std::move(now)) {}
+ReadinessCache::ReadinessCache(Clock::duration max_age, std::function<Clock::time_point()> now)
+    : max_age_(max_age), now_(std::move(now)) {}
 
-Status ReadinessCache::StoreStatus() {
+Status ReadinessCache::StoreStatus(const std::function<Status()>& check) {
     {
         std::lock_guard lock(mutex_);
         if (has_result_ && (refreshing_ || now_() - checked_at_ < max_age_)) return last_;
         refreshing_ = true;
     }
     // Outside the lock: a hung store must not block the probes that can use the old result.
-    Status status = store_.Check();
+    Status status = check();
     std::lock_guard lock(mutex_);
     last_ = status;
     checked_at_ = now_();

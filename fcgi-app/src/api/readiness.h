@@ -15,7 +15,6 @@
 #include <mutex>
 
 #include "core/result.h"
-#include "store/message_store.h"
 
 namespace hashd {
 
@@ -23,21 +22,21 @@ class ReadinessCache {
   public:
     using Clock = std::chrono::steady_clock;
 
-    // `store` must outlive the cache. max_age 0 asks the store on every call (unit tests).
-    // `now` is the clock (a test's fake one, or the steady clock).
-    ReadinessCache(MessageStore& store, Clock::duration max_age,
-                   std::function<Clock::time_point()> now = Clock::now);
+    // max_age 0 asks the store on every call (unit tests). `now` is the clock (a test's fake
+    // one, or the steady clock).
+    explicit ReadinessCache(Clock::duration max_age,
+                            std::function<Clock::time_point()> now = Clock::now);
 
     ReadinessCache(const ReadinessCache&) = delete;
     ReadinessCache& operator=(const ReadinessCache&) = delete;
 
-    // The result of store.Check(), taken at most max_age ago. Thread-safe. Only the first call
-    // and the one thread that refreshes a stale result wait for the store; calls meanwhile
-    // get the stale result.
-    Status StoreStatus();
+    // The result of `check` (the store's Check(), called through TimedStore so that it is
+    // measured and passes the accept turn on: health_handlers.cc), taken at most max_age ago.
+    // Thread-safe. Only the first call and the one thread that refreshes a stale result call
+    // `check`; calls meanwhile get the stale result.
+    Status StoreStatus(const std::function<Status()>& check);
 
   private:
-    MessageStore& store_;
     const Clock::duration max_age_;
     const std::function<Clock::time_point()> now_;
 

@@ -119,6 +119,17 @@ const std::vector<Setting>& Settings() {
         NumberSetting("store-timeout-ms", &Config::store_timeout_ms, 50, 60000,
                       "connect and command timeout of Redis and PostgreSQL; a slower store "
                       "counts as down (`/messages` 503, hashing unaffected)"),
+        NumberSetting("multivac-max-queued", &Config::multivac_max_queued, 1, 100000000,
+                      "MultiVAC data that may wait to be processed; beyond it POST "
+                      "/multivac/data answers 503 `queue_full` (at 64 KiB a datum, the default "
+                      "fits LMDB's default map)"),
+        NumberSetting("client-work-rate", &Config::client_work_rate, 0, 1000000,
+                      "hashing work per client and second in this process, in cost-12 hashes "
+                      "(a cost-14 hash or a verify of a `$2b$14$` hash counts 4); beyond it "
+                      "429 with `Retry-After`. The client is its API token's id, else its "
+                      "address. `0` switches it off"),
+        NumberSetting("client-work-burst", &Config::client_work_burst, 1, 1000000,
+                      "cost-12 hashes of work a client may bank for a burst"),
         NumberSetting("instance", &Config::instance, 1, 4096,
                       "this process's number in the VM's pool (systemd's `%i`, set by the "
                       "unit); its slot in the metrics region, at most `HASHD_METRICS_SLOTS`"),

@@ -6,6 +6,7 @@
 // and its default are written once.
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -32,6 +33,10 @@ struct Config {
     std::string runtime_dir = "/run/hashd";
     LogTarget log = LogTarget::kAuto;
     std::size_t max_body_bytes = std::size_t{1} << 20;
+    std::int64_t multivac_max_queued = 10000;
+    int client_work_rate = 10;   // cost-12 hashes a second per client per process (0: off)
+    int client_work_burst = 20;  // cost-12 hashes a client may bank (api/client_budget.h)  // data
+                                 // the MultiVAC queue may hold (data_queue.h)
 
     bool operator==(const Config&) const = default;
 };

@@ -22,6 +22,7 @@ enum class ErrorKind {
     kUnavailable,       // a dependency cannot answer now, or the service takes no work for now
                         // (overloaded, draining): the same request may be retried later
     kFull,              // the store has no room for writes; reads keep working
+    kLimited,           // this client has used its share for now; it may retry later
 };
 
 struct Error {

@@ -26,6 +26,8 @@ int StatusOf(ErrorKind kind) {
             return 503;
         case ErrorKind::kFull:
             return 507;
+        case ErrorKind::kLimited:
+            return 429;
     }
     return 500;
 }

@@ -28,10 +28,11 @@ constexpr int kMinCost = 4;                                     // bcrypt's rang
 constexpr int kMaxCost = 31;
 constexpr std::size_t kCosts = kMaxCost - kMinCost + 1;
 constexpr std::string_view kBackends[] = {"lmdb", "redis", "postgresql", "other"};
-// put/get: messages; enqueue/first: the MultiVAC queue (multivac_handlers.cc).
-constexpr std::string_view kOps[] = {"put", "get", "enqueue", "first", "other"};
+// put/get: messages; enqueue/first: the MultiVAC queue (multivac_handlers.cc); check: /readyz's
+// probe; stats: the queue's depth for /metrics. Every store call of the app is one of these.
+constexpr std::string_view kOps[] = {"put", "get", "enqueue", "first", "check", "stats", "other"};
 constexpr std::string_view kResults[] = {"ok", "error"};
-constexpr std::string_view kShedReasons[] = {"queue_deadline", "other"};
+constexpr std::string_view kShedReasons[] = {"queue_deadline", "client_budget", "other"};
 
 // The index of `value` in `table`, or `fallback`.
 template <typename Table, typename Value>

@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+
 namespace hashd {
 namespace {
 
@@ -54,6 +55,11 @@ std::string FormatWorkerMetrics(const WorkerCounters& c, double heartbeat) {
            "# TYPE hashd_worker_failed_total counter\n"
            "hashd_worker_failed_total "
         << c.failed
+        << "\n# HELP hashd_worker_consecutive_failures Completions failed in a row since the "
+           "last success (the worker backs off meanwhile).\n"
+           "# TYPE hashd_worker_consecutive_failures gauge\n"
+           "hashd_worker_consecutive_failures "
+        << c.consecutive_failures
         << "\n# HELP hashd_worker_processing_duration_seconds Time to process one datum.\n"
            "# TYPE hashd_worker_processing_duration_seconds histogram\n";
     std::uint64_t cumulative = 0;
@@ -86,6 +92,7 @@ WorkerCounters ParseWorkerMetrics(std::string_view text, double* heartbeat) {
     WorkerCounters c;
     c.processed = static_cast<std::uint64_t>(get("hashd_worker_processed_total"));
     c.failed = static_cast<std::uint64_t>(get("hashd_worker_failed_total"));
+    c.consecutive_failures = static_cast<std::uint64_t>(get("hashd_worker_consecutive_failures"));
     std::uint64_t below = 0;
     for (std::size_t i = 0; i < c.buckets.size(); ++i) {
         const auto cumulative = static_cast<std::uint64_t>(get(BucketName(i)));

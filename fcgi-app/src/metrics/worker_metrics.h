@@ -32,8 +32,9 @@ inline constexpr std::array<double, 9> kProcessingBounds = {0.001, 0.0025, 0.005
 inline constexpr double kWorkerStaleAfter = 15.0;
 
 struct WorkerCounters {
-    std::uint64_t processed = 0;  // data completed
-    std::uint64_t failed = 0;     // completions that failed (the datum stays queued)
+    std::uint64_t processed = 0;             // data completed
+    std::uint64_t failed = 0;                // completions that failed (the datum stays queued)
+    std::uint64_t consecutive_failures = 0;  // failed since the last success (a gauge)
     std::array<std::uint64_t, kProcessingBounds.size() + 1> buckets{};  // per bound, then +Inf
     double duration_sum = 0;                                            // seconds
 

@@ -97,6 +97,7 @@ Request Parse(const FCGX_Request& fcgi) {
     request.path = uri.substr(0, question);  // no handler reads the query string
     request.content_type = Param(fcgi, "CONTENT_TYPE");
     request.request_id = Param(fcgi, "REQUEST_ID");
+    request.client = Param(fcgi, "REMOTE_ADDR");
     if (request.request_id.empty()) request.request_id = NewRequestId();
     // nginx passes every request header as HTTP_<NAME> (fastcgi_pass_request_headers is on).
     request.trace_id =
@@ -222,6 +223,7 @@ FcgiServer::FcgiServer(const Services& services, const Logger& logger, int liste
     : services_(services),
       logger_(logger),
       listen_fd_(listen_fd),
+      budget_(services.config.client_work_rate, services.config.client_work_burst),
       pool_(std::make_unique<HashPool>(services.config.threads,
                                        std::chrono::milliseconds(services.config.queue_deadline_ms),
                                        HashTimeModel::Calibrate(), services.metrics)) {
@@ -313,6 +315,19 @@ void FcgiServer::Serve(InFlight flight) {
         Answer(flight, RunHandler(flight.request, services_, logger_));
         return;
     }
+    // The client's budget counts work, not requests (api/client_budget.h).
+    const double units = ClientBudget::Units(cost);
+    if (auto charged = budget_.Charge(flight.request.client, units, Clock::now());
+        !charged.allowed) {
+        services_.metrics.RecordShed("client_budget");
+        Error error{ErrorKind::kLimited, "client_budget_exceeded",
+                       "This client has used its share of hashing work (a cost-14 hash counts as "
+                       "four cost-12 ones); retry after the Retry-After delay."};
+        error.retry_after_ms =
+            static_cast<int>(std::max<long long>(1, charged.retry_after.count()));
+        Answer(flight, {label, ErrorResponse(error, flight.request.request_id)});
+        return;
+    }
     Admit(std::move(flight), cost);
 }
 
@@ -325,6 +340,7 @@ void FcgiServer::Admit(InFlight flight, int cost) {
     if (decision.admitted) return;  // the pool owns it now
     services_.metrics.RecordShed("queue_deadline");
     InFlight& refused = request->flight();
+    budget_.Refund(refused.request.client, ClientBudget::Units(cost));  // no work was done
     Answer(refused, {refused.route->label, Overloaded(decision, refused.request.request_id)});
 }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "api/client_budget.h"
 #include "api/router.h"
 #include "api/services.h"
 #include "core/logger.h"
@@ -57,6 +58,7 @@ class FcgiServer {
     std::atomic<bool> stop_requested_{false};
     std::atomic<bool> stopping_{false};
     std::vector<std::unique_ptr<Acceptor>> acceptors_;
+    ClientBudget budget_;     // per-client hashing work (api/client_budget.h)
     AcceptTurn accept_turn_;  // one accepting thread in accept() at a time (accept_turn.h)
     std::unique_ptr<HashPool> pool_;
 };

@@ -21,6 +21,7 @@
 #include "core/build_info.h"
 #include "core/config.h"
 #include "core/logger.h"
+#include "core/no_core_dumps.h"
 #include "metrics/metrics.h"
 #include "server/fcgi_server.h"
 #include "store/message_store.h"
@@ -83,6 +84,11 @@ int main(int argc, char** argv) {
             return 0;
         }
     }
+    // Before any password reaches memory and before any thread starts (no_core_dumps.h).
+    if (auto undumpable = DisableCoreDumps(); !undumpable.ok()) {
+        std::fprintf(stderr, "hashd-fcgi: %s\n", undumpable.error().message.c_str());
+        return 1;
+    }
     auto config = LoadConfig([](const char* name) { return std::getenv(name); }, args);
     if (!config.ok()) {
         std::fprintf(stderr, "hashd-fcgi: %s\n", config.error().message.c_str());
@@ -121,7 +127,7 @@ int main(int argc, char** argv) {
     FCGX_Init();
     std::atomic<bool> draining{false};
     // Readiness is asked of the store at most once a second per process (readiness.h).
-    ReadinessCache readiness(*store.value(), std::chrono::seconds(1));
+    ReadinessCache readiness(std::chrono::seconds(1));
     const Services services{config.value(), *store.value(), *metrics.value(), draining, readiness};
     FcgiServer server(services, logger, kListenFd);
 

@@ -71,6 +71,17 @@ class DataQueue {
 
     // How many data wait, and since when.
     virtual Result<QueueStats> Stats() = 0;
+
+    // The most data that may wait (HASHD_MULTIVAC_MAX_QUEUED): Enqueue answers QueueFull
+    // (store_errors.h) instead of queueing more. Set once, before any thread uses the queue.
+    // Why a bound: each datum may be 64 KiB and is kept until processed, so with no worker
+    // running (or a failing one) one client at the general rate limit filled the disk, or on
+    // Redis the memory the messages share, in minutes. A refused datum was never
+    // acknowledged; everything acknowledged before stays queued.
+    void SetMaxQueued(std::int64_t max_queued) { max_queued_ = max_queued; }
+
+  protected:
+    std::int64_t max_queued_ = 10000;
 };
 
 }  // namespace hashd

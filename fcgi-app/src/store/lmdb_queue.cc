@@ -68,6 +68,10 @@ Result<std::string> LmdbQueue::Enqueue(std::string_view data) {
     std::shared_lock<std::shared_mutex> lock;
     LmdbTxn txn;
     if (int rc = env_->Begin(txn, 0, lock); rc != 0) return env_->Failure(rc);
+    // The bound, in the write transaction: exact, since writers are serialized.
+    MDB_stat queued{};
+    if (int rc = mdb_stat(txn.get(), dbis_.queue, &queued); rc != 0) return env_->Failure(rc);
+    if (static_cast<std::int64_t>(queued.ms_entries) >= max_queued_) return QueueFull(max_queued_);
     // Writers are serialized by LMDB's write lock, so read-increment-write of "seq" is safe
     // across every thread and process of the VM.
     MDB_val seq_key = Val(kSeqKey);

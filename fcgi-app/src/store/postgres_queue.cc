@@ -29,8 +29,12 @@ constexpr const char* kTables[][2] = {
 // Text columns come back as their bytes in binary format, so every result below is read
 // with one binary-format call: ids and times as text, data as raw bytea.
 constexpr const char* kEnqueueName = "hashd_mv_enqueue";
+// No row back when the queue holds its bound ($2) already. The count stops at the bound (an
+// index-only scan of at most that many rows); concurrent enqueues may each see room and pass
+// it by their number, at most the pool's accepting threads: a bound on the disk, not a quota.
 constexpr const char* kEnqueue =
-    "INSERT INTO hashd_multivac_queue (data) VALUES ($1) RETURNING id::text";
+    "INSERT INTO hashd_multivac_queue (data) SELECT $1 WHERE (SELECT count(*) FROM (SELECT 1 "
+    "FROM hashd_multivac_queue LIMIT $2::bigint) AS q) < $2::bigint RETURNING id::text";
 constexpr const char* kClaimName = "hashd_mv_claim";
 constexpr const char* kClaim =
     "SELECT id::text, data, extract(epoch FROM enqueued_at)::text FROM hashd_multivac_queue "
@@ -45,8 +49,13 @@ constexpr const char* kComplete =
 constexpr const char* kFirstName = "hashd_mv_first";
 constexpr const char* kFirst = "SELECT data FROM hashd_multivac_first";
 constexpr const char* kStatsName = "hashd_mv_stats";
+// Bounded, because /metrics runs it on every scrape: a count(*) of a large backlog scans the
+// whole table and could time out exactly when the backlog alert is needed. The count stops at
+// 100000 rows (the gauge then reads "at least that many"); the oldest row is one
+// primary-key index probe, not a min() over every row.
 constexpr const char* kStats =
-    "SELECT count(*)::text, extract(epoch FROM min(enqueued_at))::text FROM hashd_multivac_queue";
+    "SELECT (SELECT count(*) FROM (SELECT 1 FROM hashd_multivac_queue LIMIT 100000) AS q)::text,"
+    " extract(epoch FROM (SELECT enqueued_at FROM hashd_multivac_queue ORDER BY id LIMIT 1))::text";
 
 std::string Cell(const PGresult* rows, int row, int column) {
     return std::string(PQgetvalue(rows, row, column),
@@ -79,13 +88,15 @@ bool PostgresStore::PrepareQueue(PGconn* conn) {
 }
 
 Result<std::string> PostgresStore::Enqueue(std::string_view data) {
+    const std::string bound = std::to_string(max_queued_);
     auto result = Run([&](PGconn* c) {
-        const char* values[] = {data.empty() ? "" : data.data()};
-        const int lengths[] = {static_cast<int>(data.size())};
-        const int formats[] = {1};
-        return PQsendQueryPrepared(c, kEnqueueName, 1, values, lengths, formats, 1);
+        const char* values[] = {data.empty() ? "" : data.data(), bound.c_str()};
+        const int lengths[] = {static_cast<int>(data.size()), 0};
+        const int formats[] = {1, 0};
+        return PQsendQueryPrepared(c, kEnqueueName, 2, values, lengths, formats, 1);
     });
     if (!result.ok()) return result.error();
+    if (PQntuples(result.value().get()) == 0) return QueueFull(max_queued_);
     if (PQntuples(result.value().get()) != 1) return StoreUnavailable(Backend(), 1);
     return Cell(result.value().get(), 0, 0);
 }

@@ -22,7 +22,9 @@ std::string Alive(std::string_view consumer) {
 }
 
 // The id and the element in one step, so no id is taken without its datum being queued.
+// -1 when the queue holds its bound (ARGV[3]) already: checked and pushed in one atomic step.
 constexpr std::string_view kEnqueueScript = R"(
+if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[3]) then return -1 end
 local id = redis.call('INCR', KEYS[1])
 redis.call('LPUSH', KEYS[2], id .. ':' .. ARGV[1] .. ':' .. ARGV[2])
 return id)";
@@ -77,9 +79,11 @@ Result<std::vector<std::string>> RedisStore::Consumers() {
 
 Result<std::string> RedisStore::Enqueue(std::string_view data) {
     const std::string now = std::to_string(NowMs());
-    auto reply = Command({"EVAL", kEnqueueScript, "2", kSeq, kQueue, now, data});
+    const std::string bound = std::to_string(max_queued_);
+    auto reply = Command({"EVAL", kEnqueueScript, "2", kSeq, kQueue, now, data, bound});
     if (!reply.ok()) return reply.error();
     if (reply.value()->type != REDIS_REPLY_INTEGER) return StoreUnavailable(Backend(), 1);
+    if (reply.value()->integer < 0) return QueueFull(max_queued_);
     return std::to_string(reply.value()->integer);
 }
 

@@ -20,4 +20,12 @@ Error StoreFull(std::string_view backend) {
             0};
 }
 
+Error QueueFull(std::int64_t bound) {
+    return {ErrorKind::kUnavailable, "queue_full",
+            "The MultiVAC queue is full (" + std::to_string(bound) +
+                " data wait to be processed); this datum was not queued. Retry after the "
+                "Retry-After delay.",
+            5};
+}
+
 }  // namespace hashd

@@ -9,6 +9,7 @@
 //       disk).
 // The sentences never carry backend internals (hosts, error strings): they go to the client.
 
+#include <cstdint>
 #include <string_view>
 
 #include "core/result.h"
@@ -18,5 +19,9 @@ namespace hashd {
 // `detail` is the backend's own reason (logged, never sent).
 Error StoreUnavailable(std::string_view backend, int retry_after_seconds, std::string detail = {});
 Error StoreFull(std::string_view backend);
+
+// kUnavailable "queue_full" (with Retry-After; 503): the MultiVAC queue holds its bound of data
+// (HASHD_MULTIVAC_MAX_QUEUED); the datum was not queued, and may be sent again later.
+Error QueueFull(std::int64_t bound);
 
 }  // namespace hashd

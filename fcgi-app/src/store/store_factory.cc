@@ -15,9 +15,7 @@ Result<std::unique_ptr<MessageStore>> Upcast(Result<std::unique_ptr<Store>> open
     return std::unique_ptr<MessageStore>(std::move(opened).value());
 }
 
-}  // namespace
-
-Result<std::unique_ptr<MessageStore>> OpenMessageStore(const Config& config) {
+Result<std::unique_ptr<MessageStore>> OpenBackend(const Config& config) {
     const std::string_view store = config.store;
     const std::chrono::milliseconds timeout(config.store_timeout_ms);
     if (store.starts_with("lmdb:")) {
@@ -32,6 +30,14 @@ Result<std::unique_ptr<MessageStore>> OpenMessageStore(const Config& config) {
         return Upcast(PostgresStore::Open(store, timeout));
     return Error{ErrorKind::kInternal, "store_config_invalid",
                  "HASHD_STORE must be lmdb:PATH, redis://HOST:PORT/DB or postgresql://..."};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MessageStore>> OpenMessageStore(const Config& config) {
+    auto store = OpenBackend(config);
+    if (store.ok()) store.value()->Queue().SetMaxQueued(config.multivac_max_queued);
+    return store;
 }
 
 }  // namespace hashd

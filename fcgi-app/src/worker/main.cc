@@ -16,6 +16,7 @@
 #include "core/build_info.h"
 #include "core/config.h"
 #include "core/logger.h"
+#include "core/no_core_dumps.h"
 #include "metrics/worker_metrics.h"
 #include "store/message_store.h"
 #include "worker/worker.h"
@@ -73,6 +74,11 @@ int main(int argc, char** argv) {
             std::printf("hashd-worker %s (%s)\n", kVersion, kCommit);
             return 0;
         }
+    }
+    // Before any password reaches memory and before any thread starts (no_core_dumps.h).
+    if (auto undumpable = DisableCoreDumps(); !undumpable.ok()) {
+        std::fprintf(stderr, "hashd-worker: %s\n", undumpable.error().message.c_str());
+        return 1;
     }
     auto config = LoadConfig([](const char* name) { return std::getenv(name); }, args);
     if (!config.ok()) {

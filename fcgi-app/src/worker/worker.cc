@@ -21,15 +21,48 @@ std::string Milliseconds(double seconds) {
 }  // namespace
 
 Worker::Worker(DataQueue& queue, const Logger& logger, std::string backend,
-               std::string metrics_path)
+               std::string metrics_path, Sleep sleep)
     : queue_(queue),
       logger_(logger),
       backend_(std::move(backend)),
-      metrics_path_(std::move(metrics_path)) {
+      metrics_path_(std::move(metrics_path)),
+      sleep_(std::move(sleep)) {
     if (std::ifstream in(metrics_path_, std::ios::binary); in) {
         std::ostringstream text;
         text << in.rdbuf();
         counters_ = ParseWorkerMetrics(text.str(), nullptr);
+    }
+    counters_.consecutive_failures = 0;  // a streak is this process's, not its predecessor's
+}
+
+void Worker::Wait(std::chrono::milliseconds delay) {
+    if (sleep_) return sleep_(delay);
+    // In slices, so that a stop request is honoured within kClaimWait however long the wait.
+    const auto until = Clock::now() + delay;
+    while ((stop_ == nullptr || !stop_->load()) && Clock::now() < until)
+        std::this_thread::sleep_for(std::min<Clock::duration>(kClaimWait, until - Clock::now()));
+}
+
+void Worker::CompletionFailed(const Datum& datum, const Error& error) {
+    ++counters_.failed;
+    ++counters_.consecutive_failures;
+    failure_backoff_ = failure_backoff_.count() == 0
+                           ? kRetryInterval
+                           : std::min(failure_backoff_ * 2, kMaxFailureBackoff);
+    const auto now = Clock::now();
+    if (counters_.consecutive_failures == 1 || now - failure_logged_at_ >= kFailureLogInterval) {
+        logger_.Log(LogLevel::kWarning, "datum not processed; it stays queued and will be retried",
+                    {{"DATUM_ID", datum.id},
+                     {"STORE_BACKEND", backend_},
+                     {"ERROR", error.code},
+                     {"ERROR_DETAIL", error.detail},
+                     {"CONSECUTIVE_FAILURES", std::to_string(counters_.consecutive_failures)},
+                     {"FAILURES_NOT_LOGGED", std::to_string(failures_unlogged_)},
+                     {"RETRY_IN_MS", std::to_string(failure_backoff_.count())}});
+        failure_logged_at_ = now;
+        failures_unlogged_ = 0;
+    } else {
+        ++failures_unlogged_;
     }
 }
 
@@ -56,15 +89,18 @@ void Worker::Process(const Datum& datum) {
     auto done = queue_.Complete(datum);
     const double took = std::chrono::duration<double>(Clock::now() - start).count();
     if (!done.ok()) {
-        ++counters_.failed;
-        logger_.Log(LogLevel::kWarning, "datum not processed; it stays queued and will be retried",
-                    {{"DATUM_ID", datum.id},
-                     {"STORE_BACKEND", backend_},
-                     {"ERROR", done.error().code},
-                     {"ERROR_DETAIL", done.error().detail}});
-        StoreFailed("complete", done.error());
+        CompletionFailed(datum, done.error());
+        // Redis: the datum waits in this consumer's processing list; put it back next turn.
+        recover_now_ = true;
         return;
     }
+    if (counters_.consecutive_failures > 0)
+        logger_.Log(LogLevel::kInfo, "data are processed again",
+                    {{"STORE_BACKEND", backend_},
+                     {"FAILURES", std::to_string(counters_.consecutive_failures)}});
+    counters_.consecutive_failures = 0;
+    failure_backoff_ = std::chrono::milliseconds{0};
+    failures_unlogged_ = 0;
     StoreBack();
     ++counters_.processed;
     counters_.Observe(took);
@@ -83,6 +119,7 @@ void Worker::SaveMetrics() {
 }
 
 void Worker::Run(const std::atomic<bool>& stop, const std::function<void()>& alive) {
+    stop_ = &stop;
     auto last_recover = Clock::time_point{};
     auto last_metrics = Clock::time_point{};
     while (!stop.load()) {
@@ -95,7 +132,7 @@ void Worker::Run(const std::atomic<bool>& stop, const std::function<void()>& ali
         if (recover_now_ || now - last_recover >= kRecoverInterval) {
             if (auto recovered = queue_.Recover(); !recovered.ok()) {
                 StoreFailed("recover", recovered.error());
-                std::this_thread::sleep_for(kRetryInterval);
+                Wait(kRetryInterval);
                 continue;
             }
             last_recover = now;
@@ -104,11 +141,17 @@ void Worker::Run(const std::atomic<bool>& stop, const std::function<void()>& ali
         auto claimed = queue_.Claim(kClaimWait);
         if (!claimed.ok()) {
             StoreFailed("claim", claimed.error());
-            std::this_thread::sleep_for(kRetryInterval);
+            Wait(kRetryInterval);
             continue;
         }
-        StoreBack();
-        if (claimed.value()) Process(*claimed.value());
+        // A claim that works says nothing of a completion that fails: only an empty claim or a
+        // completed datum ends an outage (else each turn of a failure loop would log twice).
+        if (!claimed.value()) {
+            StoreBack();
+            continue;
+        }
+        Process(*claimed.value());
+        if (failure_backoff_.count() > 0) Wait(failure_backoff_);
     }
     SaveMetrics();
 }
