@@ -58,8 +58,7 @@ Result<Response> HandleMetrics(const Request&, const Services& services) {
     // Through TimedStore: measured, and the accept turn is passed on first.
     auto stats = TimedStore(services.store, services.metrics, "stats", StoreAccess::kRead,
                             [&] { return services.store.Queue().Stats(); });
-    if (stats.ok())
-        queue = QueueGauges{stats.value().depth, stats.value().oldest_enqueued_at};
+    if (stats.ok()) queue = QueueGauges{stats.value().depth, stats.value().oldest_enqueued_at};
     response.body = services.metrics.Render() + RenderQueueMetrics(services.config, queue);
     return response;
 }

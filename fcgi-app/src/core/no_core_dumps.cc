@@ -11,7 +11,8 @@ namespace hashd {
 namespace {
 
 Error Failed(const char* call) {
-    return {ErrorKind::kInternal, "core_dumps", std::string(call) + " failed: " + std::strerror(errno)};
+    return {ErrorKind::kInternal, "core_dumps",
+            std::string(call) + " failed: " + std::strerror(errno)};
 }
 
 }  // namespace

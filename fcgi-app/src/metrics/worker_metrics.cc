@@ -8,7 +8,6 @@
 #include <map>
 #include <sstream>
 
-
 namespace hashd {
 namespace {
 

@@ -321,8 +321,8 @@ void FcgiServer::Serve(InFlight flight) {
         !charged.allowed) {
         services_.metrics.RecordShed("client_budget");
         Error error{ErrorKind::kLimited, "client_budget_exceeded",
-                       "This client has used its share of hashing work (a cost-14 hash counts as "
-                       "four cost-12 ones); retry after the Retry-After delay."};
+                    "This client has used its share of hashing work (a cost-14 hash counts as "
+                    "four cost-12 ones); retry after the Retry-After delay."};
         error.retry_after_ms =
             static_cast<int>(std::max<long long>(1, charged.retry_after.count()));
         Answer(flight, {label, ErrorResponse(error, flight.request.request_id)});
