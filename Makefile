@@ -70,7 +70,7 @@ openapi-test: deps
 # --profile production, lintian on the .deb, systemd-analyze security of the units. ~3 min.
 security-test: deb
 	$(PYTEST) tests/security
-# Admission by expected wait alone (fcgi-app/src/admission.cc): its unit tests and the
+# Admission by expected wait alone (fcgi-app/src/hashing/admission.cc): its unit tests and the
 # real-stack tests (a burst served whole, a larger one refused at once, probes never queued).
 # Both are also part of unit-test and integration-test; this target runs just them (~30 s).
 admission-test: build

@@ -314,7 +314,7 @@ map $hashd_raw_path $hashd_path_is_canonical {
 # --- Bodies of nginx's own errors (snippets/json-errors.conf) -----------------------------------
 
 # nginx's own 405 comes from TRACE, which it refuses before any location; Allow names what the
-# path does take. It mirrors the methods of the app's route table (fcgi-app/src/router.cc);
+# path does take. It mirrors the methods of the app's route table (fcgi-app/src/api/router.cc);
 # tests/integration/test_nginx_paths.py compares the two for every route.
 map $uri $hashd_allow {
     /v1/hash "POST";
@@ -568,7 +568,7 @@ server {
 
     # Probes go to hashd_probes so that a full pool does not fail them. The health checkers
     # are never rate limited; anyone else is (zone hashd_probe_rate above). The app answers
-    # /readyz from a cached store check (fcgi-app/src/readiness.h), so even allowed probes
+    # /readyz from a cached store check (fcgi-app/src/api/readiness.h), so even allowed probes
     # cannot load the store.
     location = /healthz {
         limit_req zone=hashd_probe_rate burst=10 nodelay;

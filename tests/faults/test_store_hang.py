@@ -146,7 +146,7 @@ def test_a_thread_waiting_on_the_hung_store_leaves_probes_and_hashes_accepted(
         make_stack, network_store):
     """One process, so that nginx has nowhere else to send a probe: while one accepting
     thread waits on the frozen store (up to the store timeout), the other must be the one in
-    accept(). Accepting threads take turns (fcgi-app/src/accept_turn.h); a thread that kept
+    accept(). Accepting threads take turns (fcgi-app/src/server/accept_turn.h); a thread that kept
     its turn across a store call would hold every probe and hash for the whole timeout."""
     store = network_store
     stack = make_stack(processes=1, app_env={

@@ -1,4 +1,4 @@
-"""Admission by expected wait (fcgi-app/src/admission.cc) on the real stack.
+"""Admission by expected wait (fcgi-app/src/hashing/admission.cc) on the real stack.
 
 A burst the CPU can finish within HASHD_QUEUE_DEADLINE_MS is served whole; a larger one gets
 503s at once, with Retry-After (seconds) and Retry-After-Ms; probes never wait behind a hash.

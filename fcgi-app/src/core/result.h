@@ -11,6 +11,7 @@
 
 namespace hashd {
 
+// http/errors.cc maps each kind to its HTTP status, in this order: append new kinds there too.
 enum class ErrorKind {
     kInvalid,           // the input is malformed or out of range
     kNotFound,          // nothing is stored or routed under that name

@@ -1,35 +1,20 @@
 #include "http/errors.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <iterator>
 
 #include "core/json.h"
 
 namespace hashd {
 
 int StatusOf(ErrorKind kind) {
-    switch (kind) {
-        case ErrorKind::kInvalid:
-            return 400;
-        case ErrorKind::kNotFound:
-            return 404;
-        case ErrorKind::kMethodNotAllowed:
-            return 405;
-        case ErrorKind::kGone:
-            return 410;
-        case ErrorKind::kTooLarge:
-            return 413;
-        case ErrorKind::kUnsupportedType:
-            return 415;
-        case ErrorKind::kInternal:
-            return 500;
-        case ErrorKind::kUnavailable:
-            return 503;
-        case ErrorKind::kFull:
-            return 507;
-        case ErrorKind::kLimited:
-            return 429;
-    }
-    return 500;
+    // In ErrorKind's order: kInvalid, kNotFound, kMethodNotAllowed, kGone, kTooLarge,
+    // kUnsupportedType, kInternal, kUnavailable, kFull, kLimited.
+    constexpr int kStatusOfKind[] = {400, 404, 405, 410, 413, 415, 500, 503, 507, 429};
+    static_assert(std::size(kStatusOfKind) == static_cast<std::size_t>(ErrorKind::kLimited) + 1,
+                  "one status per ErrorKind");
+    return kStatusOfKind[static_cast<std::size_t>(kind)];
 }
 
 Response ErrorResponse(const Error& error, const std::string& request_id) {
