@@ -392,45 +392,48 @@ def test_one_settings_channel_and_a_store_blind_lb_check(world):
 
 
 def test_managed_certificate_change_keeps_the_served_one_until_active(world):
-    seed_image(world, "hashd-cert")
-    base = ["-e", "hashd_version=1.0.0", *lb_args(world), "-e", SETTINGS, "-e", "gcp_prefix=hashd-cert"]
-    proxy_path = "global/targetHttpsProxies/hashd-cert-https"
-    rc, out = playbook_json(world, GCP / "site.yml", *base, "-e", json.dumps({"gcp_tls_domains": ["a.example.com"]}))
-    assert rc == 0, failed_messages(out)
-    (first,) = res(world.state(), proxy_path)["sslCertificates"]
-    rc, out = playbook_json(world, GCP / "site.yml", *base, "-e", json.dumps({"gcp_tls_domains": ["b.example.com"]}))
-    assert rc == 0, failed_messages(out)
-    served = res(world.state(), proxy_path)["sslCertificates"]
+    """What site.yml asks the HTTPS proxy to serve. (Today's stand-in answers
+    setSslCertificates 501, and google.cloud 1.1.3's proxy module ignores that answer, so the
+    proxy's state cannot show it: the request the module was given is checked.)"""
+    seed_image(world, "hashd-staging")
+    base = ["-e", "hashd_version=1.0.0", *lb_args(world), "-e", SETTINGS, "-e", "gcp_prefix=hashd-staging"]
+    proxy_task = "Ensure the HTTPS proxy terminates TLS with the certificate and the SSL policy"
+
+    def asked(domain):
+        rc, out = playbook_json(world, GCP / "site.yml", *base, "-e", json.dumps({"gcp_tls_domains": [domain]}))
+        assert rc == 0, failed_messages(out)
+        (result,) = task_results(out, proxy_task)
+        return [c["selfLink"].rsplit("/", 1)[-1] for c in result["invocation"]["module_args"]["ssl_certificates"]]
+
+    (first,) = asked("a.example.com")
+    served = asked("b.example.com")
     assert len(served) == 2 and served[0] == first, f"the new certificate is PROVISIONING: keep {first}; got {served}"
     new = served[1]
     # Google turns it ACTIVE; the next run detaches the old one.
-    s = world.state()
-    cert = s["resources"][new.removeprefix("https://www.googleapis.com/compute/v1/")]
+    path = f"{P}/global/sslCertificates/{new}"
+    cert = world.state()["resources"][path]
     cert["managed"]["status"] = "ACTIVE"
-    world.seed(resources={new.removeprefix("https://www.googleapis.com/compute/v1/"):
-                          {k: v for k, v in cert.items() if k not in ("id", "selfLink", "creationTimestamp")}})
-    rc, out = playbook_json(world, GCP / "site.yml", *base, "-e", json.dumps({"gcp_tls_domains": ["b.example.com"]}))
-    assert rc == 0, failed_messages(out)
-    assert res(world.state(), proxy_path)["sslCertificates"] == [new]
+    world.seed(resources={path: {k: v for k, v in cert.items() if k not in ("id", "selfLink", "creationTimestamp")}})
+    assert asked("b.example.com") == [new]
 
 
 def test_teardown_of_one_deployment_leaves_the_other(world):
-    """Two deployments in one project, "hashd" and "hashd-cert" (left by the two tests above;
-    run alone, this test makes them), one prefix the start of the other's."""
+    """Two deployments in one project, "hashd" and "hashd-staging" (left by the two tests
+    above; run alone, this test makes them), one prefix the start of the other's."""
     s = world.state()
-    for prefix in ("hashd", "hashd-cert"):
+    for prefix in ("hashd", "hashd-staging"):
         if f"{P}/regions/{REGION}/instanceGroupManagers/{prefix}" not in s["resources"]:
             seed_image(world, prefix)
             rc, out = playbook_json(world, GCP / "site.yml", "-e", "hashd_version=1.0.0", *lb_args(world),
                                     "-e", SETTINGS, "-e", f"gcp_prefix={prefix}")
             assert rc == 0, failed_messages(out)
-    other_before = sorted(p for p in world.state()["resources"] if "/hashd-cert" in p and "/images/" not in p)
+    other_before = sorted(p for p in world.state()["resources"] if "/hashd-staging" in p and "/images/" not in p)
     rc, out = playbook_json(world, GCP / "teardown.yml", "-e", "hashd_version=1.0.0", "-e", "gcp_prefix=hashd")
     assert rc == 0, failed_messages(out)
     left = sorted(p for p in world.state()["resources"]
                   if "/networks/default" not in p and "/images/" not in p)
-    assert left == other_before, f"teardown of hashd touched hashd-cert: {sorted(set(other_before) - set(left))}"
-    rc, out = playbook_json(world, GCP / "teardown.yml", "-e", "hashd_version=1.0.0", "-e", "gcp_prefix=hashd-cert")
+    assert left == other_before, f"teardown of hashd touched hashd-staging: {sorted(set(other_before) - set(left))}"
+    rc, out = playbook_json(world, GCP / "teardown.yml", "-e", "hashd_version=1.0.0", "-e", "gcp_prefix=hashd-staging")
     assert rc == 0, failed_messages(out)
     assert [p for p in world.state()["resources"] if "/networks/default" not in p and "/images/" not in p] == []
 
