@@ -1,11 +1,14 @@
 #include "core/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
+
+#include "core/env_file.h"
 
 namespace hashd {
 namespace {
@@ -93,6 +96,46 @@ TEST(Config, DocsSettingsTableIsGeneratedFromTheCode) {
     EXPECT_EQ(table, SettingsMarkdown())
         << "docs/settings.md's settings table differs from the code; paste the output of "
            "`build/fcgi-app/hashd-fcgi --settings-markdown` under \"## The app's settings\"";
+}
+
+}  // namespace
+}  // namespace hashd
+
+namespace hashd {
+namespace {
+
+std::string WriteTemp(const std::string& text) {
+    char path[] = "/tmp/hashd-env-file-test-XXXXXX";
+    const int fd = mkstemp(path);
+    EXPECT_GE(fd, 0);
+    close(fd);
+    std::ofstream(path) << text;
+    return path;
+}
+
+TEST(EnvFile, ReadsSettingLinesAndRefusesWhatSystemdWouldReadDifferently) {
+    const std::string good =
+        WriteTemp("# made at boot\n\nHASHD_COST_DEFAULT=11\nHASHD_STORE=redis://:a%2Bb@h/0\n");
+    auto settings = ReadEnvFile(good);
+    ASSERT_TRUE(settings.ok()) << settings.error().message;
+    EXPECT_EQ(settings.value().at("HASHD_COST_DEFAULT"), "11");
+    EXPECT_EQ(settings.value().at("HASHD_STORE"), "redis://:a%2Bb@h/0");
+    std::remove(good.c_str());
+    for (const char* bad : {"HASHD_STORE\n", "HASHD STORE=x\n", "HASHD_STORE=\"x\"\n", "A=b\\\n"}) {
+        const std::string path = WriteTemp(bad);
+        auto read = ReadEnvFile(path);
+        ASSERT_FALSE(read.ok()) << bad;
+        EXPECT_NE(read.error().message.find(":1:"), std::string::npos) << read.error().message;
+        std::remove(path.c_str());
+    }
+    EXPECT_FALSE(ReadEnvFile("/nonexistent/hashd.env").ok());
+}
+
+TEST(Config, KnowsItsSettingVariables) {
+    EXPECT_TRUE(IsSettingVariable("HASHD_STORE"));
+    EXPECT_TRUE(IsSettingVariable("HASHD_COST_DEFAULT"));
+    EXPECT_FALSE(IsSettingVariable("HASHD_COST_DEFUALT"));
+    EXPECT_FALSE(IsSettingVariable("PATH"));
 }
 
 }  // namespace

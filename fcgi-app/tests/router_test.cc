@@ -10,6 +10,7 @@ namespace {
 
 using testing::Get;
 using testing::Harness;
+using testing::Serve;
 
 std::string ErrorCode(const Response& response) {
     auto parsed = ParseJsonObject(response.body);
@@ -83,6 +84,21 @@ TEST(ReadinessCache, AsksTheStoreAtMostOncePerMaxAge) {
     EXPECT_EQ(store.checks, 2);
     EXPECT_EQ(cache.StoreStatus(check).error().code, "store_unavailable");
     EXPECT_EQ(store.checks, 2);
+}
+
+// Behind Google's LB (issue 20): a shared store's outage must not take the VM out of the
+// backend, or hashing stops on every VM at once. /readyz still names the store.
+TEST(Readiness, ServingCheckIgnoresTheStoreButNotDraining) {
+    Harness h;
+    h.store.down = true;
+    EXPECT_EQ(Serve(Get("/readyz"), h.services).status, 503);
+    Response serving = Serve(Get("/readyz/serving"), h.services);
+    EXPECT_EQ(serving.status, 200) << serving.body;
+    EXPECT_NE(serving.body.find("serving"), std::string::npos);
+    h.draining = true;
+    serving = Serve(Get("/readyz/serving"), h.services);
+    EXPECT_EQ(serving.status, 503);
+    EXPECT_EQ(ErrorCode(serving), "draining");
 }
 
 TEST(ReadinessCache, ZeroMaxAgeAsksEveryTime) {

@@ -77,6 +77,22 @@ TEST(StoreFactory, ParsesRedisUrls) {
     EXPECT_EQ(auth.value().user, "hashd");
     EXPECT_EQ(auth.value().password, "s3cr@t");
     EXPECT_EQ(auth.value().host, "cache");
+
+    // hashd-gce-config percent-encodes the password from Secret Manager into the URL
+    // (urllib.parse.quote(password, safe="")): the store must AUTH with the password itself.
+    auto encoded = ParseRedisUrl("redis://:p%2Ba%2Fs%3Ds%40w%3Ard%25@10.0.0.5:6379/0");
+    ASSERT_TRUE(encoded.ok());
+    EXPECT_EQ(encoded.value().user, "");
+    EXPECT_EQ(encoded.value().password, "p+a/s=s@w:rd%");
+    EXPECT_EQ(encoded.value().host, "10.0.0.5");
+    auto user = ParseRedisUrl("redis://h%61shd:x@cache");
+    ASSERT_TRUE(user.ok());
+    EXPECT_EQ(user.value().user, "hashd");
+    // '+' is not a space in user info.
+    auto plus = ParseRedisUrl("redis://:a+b@cache");
+    ASSERT_TRUE(plus.ok());
+    EXPECT_EQ(plus.value().password, "a+b");
+    EXPECT_FALSE(ParseRedisUrl("redis://:50%off@cache").ok());
 }
 
 // Nothing listens: every call is a 503 store_unavailable with Retry-After, and the store

@@ -108,7 +108,9 @@ class World:
                 "-e", "gcp_auth_kind=serviceaccount", "-e", f"gcp_service_account_file={self.dir / 'sa.json'}",
                 "-e", f"gcp_tls_certificate_file={self.dir / 'lb.pem'}",
                 "-e", f"gcp_tls_private_key_file={self.dir / 'lb.key'}",
-                "-e", "gcp_rollout_timeout_s=120", "-e", "gcp_poll_interval_s=0.2", *extra]
+                "-e", "gcp_rollout_timeout_s=120", "-e", "gcp_poll_interval_s=0.2",
+                # A shared store: site.yml refuses one local to each VM (test_gcp_defects.py).
+                "-e", '{"hashd_settings": {"HASHD_STORE": "redis://10.10.0.3:6379/0"}}', *extra]
         r = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=PLAYBOOK_TIMEOUT_S,
                            cwd=str(REPO))
         try:
@@ -178,8 +180,7 @@ def test_site_creates_the_whole_graph(world):
     md = {i["key"]: i["value"] for i in props["metadata"]["items"]}
     address = res(s, "global/addresses/hashd-ip")["address"]
     assert md["hashd-trusted-proxies"] == f"130.211.0.0/22,35.191.0.0/16,{address}/32"
-    # The playbook restates none of the app's defaults: unset settings stay out of the metadata.
-    assert not {"hashd-store", "hashd-cost-default", "hashd-cost-min", "hashd-cost-max"} & set(md), md
+    assert json.loads(md["hashd-settings"]) == {"HASHD_STORE": "redis://10.10.0.3:6379/0"}
 
     mig = res(s, f"{region}/instanceGroupManagers/hashd")
     assert mig["versions"] == [{"name": "1.0.0", "instanceTemplate": SELF + tpl_path}]
@@ -199,7 +200,7 @@ def test_site_creates_the_whole_graph(world):
     assert ap["scaleInControl"]["maxScaledInReplicas"] == {"fixed": 2}
     assert len(s["instances"][f"{P}/{region}/instanceGroupManagers/hashd"]) == 2
 
-    assert res(s, "global/healthChecks/hashd-readyz")["httpsHealthCheck"]["requestPath"] == "/readyz"
+    assert res(s, "global/healthChecks/hashd-readyz")["httpsHealthCheck"]["requestPath"] == "/readyz/serving"
     assert res(s, "global/healthChecks/hashd-healthz")["httpsHealthCheck"]["requestPath"] == "/healthz"
     fw = res(s, "global/firewalls/hashd-allow-lb")
     assert fw["sourceRanges"] == ["130.211.0.0/22", "35.191.0.0/16"]
@@ -328,13 +329,18 @@ set_real_ip_from 130.211.0.0/22;
 set_real_ip_from 35.191.0.0/16;
 real_ip_header X-Forwarded-For;
 real_ip_recursive on;
+
+upstream hashd {
+    server unix:/run/hashd/hashd-1.sock max_fails=1 fail_timeout=1s;
+}
 """
 
 
 def run_boot_script(world, root, attributes):
     world.seed(metadata={"attributes": attributes, "project": PROJECT})
     env = dict(world.env, GCE_METADATA_HOST=f"127.0.0.1:{world.port}", SSL_CERT_FILE=str(world.dir / "ca.pem"))
-    return subprocess.run([sys.executable, str(BOOT_SCRIPT), "--root", str(root), "--timeout", "10"],
+    return subprocess.run([sys.executable, str(BOOT_SCRIPT), "--root", str(root), "--timeout", "10",
+                           "--app", str(REPO / "build/fcgi-app/hashd-fcgi"), "--processes", "1"],
                           env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -345,10 +351,9 @@ def test_boot_script_applies_metadata_and_secret(world, tmp_path):
     (tmp_path / "etc/nginx/hashd/site.conf").write_text(SITE_CONF)
     r = run_boot_script(world, tmp_path, {
         "hashd-trusted-proxies": "130.211.0.0/22,35.191.0.0/16,203.0.113.10/32",
-        "hashd-store": "redis://10.10.0.3:6379/0",
+        "hashd-settings": json.dumps({"HASHD_STORE": "redis://10.10.0.3:6379/0", "HASHD_COST_DEFAULT": "11"}),
         "hashd-store-password-secret": f"{P}/secrets/hashd-redis",
         "hashd-store-allow": "10.10.0.3/32",
-        "hashd-cost-default": "11",
     })
     assert r.returncode == 0, r.stderr
     assert password not in r.stdout + r.stderr and "pa:ss" not in r.stdout + r.stderr
@@ -374,7 +379,7 @@ def test_boot_script_applies_metadata_and_secret(world, tmp_path):
 
 
 def test_boot_script_fails_loudly_on_a_missing_secret(world, tmp_path):
-    r = run_boot_script(world, tmp_path, {"hashd-store": "redis://10.10.0.3:6379/0",
+    r = run_boot_script(world, tmp_path, {"hashd-settings": json.dumps({"HASHD_STORE": "redis://10.10.0.3:6379/0"}),
                                           "hashd-store-password-secret": f"{P}/secrets/absent"})
     assert r.returncode == 1 and "Secret Manager refused" in r.stderr
     assert not (tmp_path / "run/hashd-gce/hashd.env").exists()

@@ -31,11 +31,14 @@ options:
         google.cloud 1.1.3's module cannot set a boot disk type on a template),
         C(regionInstanceGroupManagers) (with versions and updatePolicy; PATCH),
         C(regionAutoscalers) (PATCH ...autoscalers?autoscaler=NAME),
-        C(backendServices) (only to attach I(security_policy) with setSecurityPolicy).
+        C(backendServices) (only to attach I(security_policy) with setSecurityPolicy),
+        C(instances) (only I(status), with I(zone): stop or start one VM with its own method;
+        google.cloud 1.1.3's instance module sends setLabels, setMachineType,
+        setDeletionProtection and updateShieldedInstanceConfig for fields it was not given).
     type: str
     required: true
     choices: [securityPolicies, sslCertificates, instanceTemplates, regionInstanceGroupManagers,
-              regionAutoscalers, backendServices]
+              regionAutoscalers, backendServices, instances]
   name:
     description: The resource's name.
     type: str
@@ -60,6 +63,22 @@ options:
   region:
     description: Region of a regional resource.
     type: str
+  zone:
+    description: Zone of a zonal resource (I(resource=instances)).
+    type: str
+  status:
+    description:
+      - With I(resource=instances), C(TERMINATED) (POST .../stop) or C(RUNNING) (POST .../start),
+        waiting until the instance reports it.
+    type: str
+    choices: [RUNNING, TERMINATED]
+  retries:
+    description:
+      - Times a call answered 429 or 5xx, or that could not connect, is retried, with
+        exponential back-off (1 s doubling to 30 s, full jitter); Google documents these as
+        retryable. Any other error fails at once.
+    type: int
+    default: 6
   state:
     description: C(present) or C(absent).
     type: str
@@ -106,6 +125,11 @@ resource:
   description: The resource as the API returned it after the run (empty when absent).
   returned: always
   type: dict
+retried:
+  description: The calls retried and why (e.g. C(GET 503), C(POST connection error)).
+  returned: always
+  type: list
+  elements: str
 operations:
   description: The kinds of write calls made (e.g. C(insert), C(patch), C(addRule priority=1000)).
   returned: always
@@ -114,8 +138,10 @@ operations:
 """
 
 # Ansible's module layout: the documentation strings first, then the imports.
+import random  # noqa: E402
 import time  # noqa: E402
 
+import requests  # noqa: E402
 from ansible_collections.google.cloud.plugins.module_utils.gcp_utils import GcpModule, GcpSession  # noqa: E402
 
 BASE = "https://compute.googleapis.com/compute/v1/"
@@ -165,13 +191,20 @@ class Compute(object):
     def __init__(self, module):
         self.module = module
         self.session = GcpSession(module, "compute")
+        # One authorized session for the run: one token, refreshed by google-auth as needed.
+        self.http = self.session.session()
         self.operations = []
+        self.retried = []
         p = module.params
         scope = "projects/%s/" % p["project"]
         if p["resource"] in ("regionInstanceGroupManagers", "regionAutoscalers"):
             if not p["region"]:
                 module.fail_json(msg="region is required for %s" % p["resource"])
             scope += "regions/%s/" % p["region"]
+        elif p["resource"] == "instances":
+            if not p["zone"]:
+                module.fail_json(msg="zone is required for instances")
+            scope += "zones/%s/" % p["zone"]
         else:
             scope += "global/"
         collection = {
@@ -181,11 +214,36 @@ class Compute(object):
         self.collection = BASE + scope + collection
         self.link = self.collection + "/" + p["name"]
 
+    RETRY_STATUS = (429, 500, 502, 503, 504)
+
+    def send(self, verb, url, kwargs):
+        """One call, retried on 429, 5xx and connection errors with capped exponential
+        back-off and full jitter (Google's advice for its APIs). A retried write is safe:
+        inserts name their resource (a repeat is a 409 the next GET resolves) and the other
+        writes set a state."""
+        delay = 1.0
+        for attempt in range(self.module.params["retries"] + 1):
+            last = attempt == self.module.params["retries"]
+            try:
+                # The collection's own session (credentials, scopes, proxy and CA), but not its
+                # full_* wrappers: they end the module on the first connection error.
+                response = self.http.request(verb.upper(), url, headers=self.session._set_headers(None), **kwargs)
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
+                if last:
+                    self.module.fail_json(msg="%s %s: %s (after %d retries)" % (verb.upper(), url, e, attempt))
+                response = None
+            if response is not None and (response.status_code not in self.RETRY_STATUS or last):
+                return response
+            why = response.status_code if response is not None else "connection error"
+            self.retried.append("%s %s" % (verb.upper(), why))
+            time.sleep(random.uniform(0, delay))
+            delay = min(30.0, delay * 2)
+
     def call(self, verb, url, body=None, params=None, allow_404=False):
         kwargs = {"params": params} if params else {}
         if body is not None:
             kwargs["json"] = body
-        response = getattr(self.session, "full_" + verb)(url, **kwargs)
+        response = self.send(verb, url, kwargs)
         if allow_404 and response.status_code == 404:
             return None
         try:
@@ -258,17 +316,42 @@ def wait_stable(cx):
         time.sleep(module.params["poll_interval"])
 
 
+def ensure_instance_status(cx, have, status):
+    """Stop or start a VM with its own method, and wait until it reports the status."""
+    module = cx.module
+    if have is None:
+        module.fail_json(msg="instance %s does not exist" % module.params["name"])
+    if have.get("status") == status:
+        return have
+    cx.write("post", cx.link + ("/stop" if status == "TERMINATED" else "/start"),
+             "stop" if status == "TERMINATED" else "start")
+    deadline = time.time() + module.params["wait_timeout"]
+    while not module.check_mode:
+        have = cx.get() or {}
+        if have.get("status") == status:
+            break
+        if time.time() > deadline:
+            module.fail_json(msg="instance %s not %s after %ss"
+                             % (module.params["name"], status, module.params["wait_timeout"]))
+        time.sleep(module.params["poll_interval"])
+    return have
+
+
 def main():
     module = GcpModule(
         argument_spec=dict(
             resource=dict(required=True, type="str",
                           choices=["securityPolicies", "sslCertificates", "instanceTemplates",
-                                   "regionInstanceGroupManagers", "regionAutoscalers", "backendServices"]),
+                                   "regionInstanceGroupManagers", "regionAutoscalers", "backendServices",
+                                   "instances"]),
             name=dict(required=True, type="str"),
             body=dict(type="dict", default={}),
             create_only=dict(type="dict", default={}),
             resize=dict(type="int"),
             region=dict(type="str"),
+            zone=dict(type="str"),
+            status=dict(type="str", choices=["RUNNING", "TERMINATED"]),
+            retries=dict(type="int", default=6),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             security_policy=dict(type="str"),
             wait_stable=dict(type="bool", default=False),
@@ -284,7 +367,15 @@ def main():
     have = cx.get()
     want = dict(p["body"], name=p["name"])
 
-    if p["resource"] == "backendServices":
+    if p["resource"] == "instances":
+        if p["state"] == "absent":
+            if have is not None:
+                cx.write("delete", cx.link, "delete")
+        elif not p["status"]:
+            module.fail_json(msg="resource=instances manages only status (or state=absent)")
+        else:
+            ensure_instance_status(cx, have, p["status"])
+    elif p["resource"] == "backendServices":
         if have is None:
             module.fail_json(msg="backend service %s does not exist" % p["name"])
         if p["state"] == "present" and differs(p["security_policy"] or "", have.get("securityPolicy") or ""):
@@ -315,7 +406,7 @@ def main():
     result = {} if p["state"] == "absent" else (cx.get() or {})
     if p["wait_stable"] and p["state"] == "present" and not module.check_mode:
         result = wait_stable(cx)
-    module.exit_json(changed=bool(cx.operations), operations=cx.operations, resource=result)
+    module.exit_json(changed=bool(cx.operations), operations=cx.operations, retried=cx.retried, resource=result)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ Result<Response> HandleHealthz(const Request&, const Services&) {
     return response;
 }
 
-Result<Response> HandleReadyz(const Request&, const Services& services) {
+namespace {
+
+// The draining checks both readiness routes share; ok when neither applies.
+Status Draining(const Services& services) {
     if (services.draining.load())
         return Error{ErrorKind::kUnavailable, "draining", "This process is shutting down.", 1};
     // The operator's drain switch for the whole VM (scale-in, rolling upgrade): the load
@@ -25,6 +28,13 @@ Result<Response> HandleReadyz(const Request&, const Services& services) {
     // directory, so a reboot undrains.
     if (access((services.config.runtime_dir + "/drain").c_str(), F_OK) == 0)
         return Error{ErrorKind::kUnavailable, "draining", "This VM is drained by its operator.", 1};
+    return Ok{};
+}
+
+}  // namespace
+
+Result<Response> HandleReadyz(const Request&, const Services& services) {
+    if (auto draining = Draining(services); !draining.ok()) return draining.error();
     // Through TimedStore like every store call: measured, and the accept turn is passed on
     // first, so a hung store holds only this thread.
     const auto check = [&] {
@@ -48,6 +58,13 @@ Result<Response> HandleReadyz(const Request&, const Services& services) {
     body["store"] = std::string(services.store.Backend());
     Response response;
     response.body = WriteJson(body);
+    return response;
+}
+
+Result<Response> HandleReadyzServing(const Request&, const Services& services) {
+    if (auto draining = Draining(services); !draining.ok()) return draining.error();
+    Response response;
+    response.body = R"({"status":"serving"})";
     return response;
 }
 

@@ -19,6 +19,7 @@ constexpr Route kRoutes[] = {
     {"/messages/:digest", "/messages/", true, "GET", HandleGetMessage, nullptr},
     {"/healthz", "/healthz", false, "GET", HandleHealthz, nullptr},
     {"/readyz", "/readyz", false, "GET", HandleReadyz, nullptr},
+    {"/readyz/serving", "/readyz/serving", false, "GET", HandleReadyzServing, nullptr},
     {"/metrics", "/metrics", false, "GET", HandleMetrics, nullptr},
     // MultiVAC (multivac_handlers.h): store reads and writes, answered like messages by the
     // accepting threads.

@@ -233,6 +233,12 @@ Result<Config> LoadConfig(const std::function<const char*(const char*)>& env,
     return config;
 }
 
+bool IsSettingVariable(std::string_view name) {
+    for (const Setting& s : Settings())
+        if (EnvName(s.name) == name) return true;
+    return false;
+}
+
 std::string ConfigHelp() {
     const Config defaults;
     std::ostringstream out;
@@ -248,7 +254,10 @@ std::string ConfigHelp() {
     out << "\n  --help                 this text\n"
            "  --version              print the version\n"
            "  --settings-markdown    the settings as docs/settings.md's Markdown table\n"
-           "  --print-defaults-file  the settings as commented VAR=default lines\n";
+           "  --print-defaults-file  the settings as commented VAR=default lines\n"
+           "  --check-config FILE    check the settings of an environment file (NAME=VALUE\n"
+           "                         lines, over this environment) with this loader; exit 0\n"
+           "                         when valid, 2 with the reason (never a value) if not\n";
     return out.str();
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/result.h"
@@ -45,6 +46,9 @@ struct Config {
 // Returns an error naming the setting and the accepted values on any invalid input.
 Result<Config> LoadConfig(const std::function<const char*(const char*)>& env,
                           const std::vector<std::string>& args);
+
+// Whether `name` is the environment variable of a setting (HASHD_COST_DEFAULT, ...).
+bool IsSettingVariable(std::string_view name);
 
 // The --help text: each setting with its variable, its default (read from a
 // default-constructed Config), the values it accepts and what it means.

@@ -4,6 +4,7 @@
 
 #include <charconv>
 
+#include "core/text.h"
 #include "store/store_errors.h"
 
 namespace hashd {
@@ -52,8 +53,15 @@ Result<RedisAddress> ParseRedisUrl(std::string_view url) {
         rest = rest.substr(at + 1);
         auto colon = credentials.find(':');
         if (colon == std::string_view::npos) return BadUrl("credentials need user:password");
-        address.user = credentials.substr(0, colon);
-        address.password = credentials.substr(colon + 1);
+        // RFC 3986 user info is percent-encoded (hashd-gce-config writes it so, as redis-py
+        // and libpq read it): "%2B" is "+", and a raw "@" or ":" could not be told apart from
+        // the separators otherwise. '+' stays '+' (it is not a space outside a query).
+        auto user = PercentDecode(credentials.substr(0, colon));
+        auto password = PercentDecode(credentials.substr(colon + 1));
+        if (!user || !password)
+            return BadUrl("the user or password has a malformed %XX escape; write % as %25");
+        address.user = std::move(*user);
+        address.password = std::move(*password);
     }
     if (auto colon = rest.rfind(':'); colon != std::string_view::npos) {
         if (!ParseInt(rest.substr(colon + 1), address.port) || address.port <= 0 ||

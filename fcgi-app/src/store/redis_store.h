@@ -55,7 +55,9 @@ struct RedisAddress {
     std::string password;  // empty: no AUTH
 };
 
-// Parses `redis://[[user]:password@]host[:port][/db]`; an error names what is wrong.
+// Parses `redis://[[user]:password@]host[:port][/db]`; an error names what is wrong. The user
+// and password are percent-decoded (RFC 3986 user info): `%2B%2F%3D%40%3A` is `+/=@:`; a
+// malformed escape is an error.
 Result<RedisAddress> ParseRedisUrl(std::string_view url);
 
 class RedisStore final : public MessageStore, public DataQueue {
