@@ -30,7 +30,8 @@ constexpr std::string_view kBackends[] = {"lmdb", "redis", "postgresql", "other"
 // put/get: messages; enqueue/first: the MultiVAC queue (multivac_handlers.cc).
 constexpr std::string_view kOps[] = {"put", "get", "enqueue", "first", "other"};
 constexpr std::string_view kResults[] = {"ok", "error"};
-constexpr std::string_view kShedReasons[] = {"queue_deadline", "other"};
+// client_gone: admitted, then skipped because nginx had closed the connection (fcgi_server.cc).
+constexpr std::string_view kShedReasons[] = {"queue_deadline", "client_gone", "other"};
 
 // The index of `value` in `table`, or `fallback`.
 template <typename Table, typename Value>
