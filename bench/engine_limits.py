@@ -53,6 +53,45 @@ def load():
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def measure(build, costs, threads_list, lanes_list, rounds, seconds, log=None):
+    """{(cost, threads, name): [rate per round]}, the limits measured round-robin."""
+    samples = {}
+    for _ in range(rounds):
+        for cost in costs:
+            # Cost 12 takes 2^7 times as long a hash: give it time for a few hashes per thread.
+            secs = seconds if cost <= 8 else max(seconds, 8)
+            for threads in threads_list:
+                runs = [("libxcrypt", lambda: limit(build, "libxcrypt", cost, threads, secs))]
+                for k in lanes_list:
+                    runs.append((f"engine K={k}", lambda k=k: limit(build, "interleaved", cost,
+                                                                   threads, secs, k)))
+                runs.append(("john", lambda: john(cost, threads, max(1, int(seconds)))))
+                for name, run in runs:
+                    if log:
+                        log(f"limits: cost {cost}, {threads} threads, {name}")
+                    samples.setdefault((cost, threads, name), []).append(run())
+    return samples
+
+
+def medians(samples, cost, threads):
+    return {name: statistics.median(v) for (c, t, name), v in samples.items()
+            if c == cost and t == threads}
+
+
+def markdown(samples):
+    """The limits table: every limit's median, its runs and its ratios to libxcrypt and john."""
+    rounds = max(len(v) for v in samples.values())
+    out = [f"| cost | threads | limit | hashes/s (median of {rounds}) | runs | / libxcrypt "
+           "| / john |", "|---|---|---|---|---|---|---|"]
+    for cost, threads in sorted({(c, t) for c, t, _ in samples}):
+        med = medians(samples, cost, threads)
+        for name, value in med.items():
+            runs = ", ".join(f"{x:.1f}" for x in samples[(cost, threads, name)])
+            out.append(f"| {cost} | {threads} | {name} | {value:.1f} | {runs} | "
+                       f"{value / med['libxcrypt']:.2f} | {value / med['john']:.2f} |")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -65,37 +104,12 @@ def main():
     args = ap.parse_args()
     if shutil.which("john") is None:
         raise SystemExit("engine_limits: john missing (scripts/install-deps installs it)")
-    build = Path(args.build)
-    costs = [int(c) for c in args.costs.split(",")]
-    threads_list = [int(t) for t in args.threads.split(",")]
-    lanes_list = [int(k) for k in args.lanes.split(",")]
     print(f"load before: {load()}", file=sys.stderr)
-    samples = {}  # (cost, threads, name) -> [rates]
-    for _ in range(args.rounds):
-        for cost in costs:
-            # Cost 12 takes 2^7 times as long a hash: give it time for a few hashes per thread.
-            seconds = args.seconds if cost <= 8 else max(args.seconds, 8)
-            for threads in threads_list:
-                runs = [("libxcrypt", lambda: limit(build, "libxcrypt", cost, threads, seconds))]
-                for k in lanes_list:
-                    runs.append((f"engine K={k}", lambda k=k: limit(build, "interleaved", cost,
-                                                                   threads, seconds, k)))
-                runs.append(("john", lambda: john(cost, threads, int(args.seconds))))
-                for name, run in runs:
-                    samples.setdefault((cost, threads, name), []).append(run())
+    samples = measure(Path(args.build), [int(c) for c in args.costs.split(",")],
+                      [int(t) for t in args.threads.split(",")],
+                      [int(k) for k in args.lanes.split(",")], args.rounds, args.seconds)
     print(f"load after: {load()}", file=sys.stderr)
-
-    print("| cost | threads | limit | hashes/s (median of %d) | runs | / libxcrypt | / john |"
-          % args.rounds)
-    print("|---|---|---|---|---|---|---|")
-    for cost in costs:
-        for threads in threads_list:
-            med = {name: statistics.median(v) for (c, t, name), v in samples.items()
-                   if c == cost and t == threads}
-            for name, value in med.items():
-                runs = ", ".join(f"{x:.1f}" for x in samples[(cost, threads, name)])
-                print(f"| {cost} | {threads} | {name} | {value:.1f} | {runs} | "
-                      f"{value / med['libxcrypt']:.2f} | {value / med['john']:.2f} |")
+    print("\n".join(markdown(samples)))
     if args.json:
         Path(args.json).write_text(json.dumps(
             [{"cost": c, "threads": t, "limit": n, "rates": v} for (c, t, n), v in samples.items()],

@@ -116,7 +116,7 @@ void Usage() {
                  "                         [--engine libxcrypt|interleaved] [--lanes K]\n"
                  "  Runs bcrypt ($2b$) on N threads (default: one per core) for about S seconds\n"
                  "  per cost (default 5; a hash in progress is finished) and prints hashes/s;\n"
-                 "  with libxcrypt (default), or hashd's engine K hashes at a time (default 3).\n");
+                 "  with libxcrypt (default), or hashd's engine K hashes at a time (default 4).\n");
 }
 
 }  // namespace
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
     double seconds = 5;
     unsigned threads = std::thread::hardware_concurrency();
     bool engine = false;
-    int lanes = 3;
+    int lanes = 4;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         const bool has_value = i + 1 < argc;

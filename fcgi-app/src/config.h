@@ -26,7 +26,7 @@ struct Config {
     int cost_max = 14;      // highest cost a client may ask for, or a verified hash may carry
     int threads = 1;        // hashing threads in this process
     BcryptEngineKind bcrypt_engine = BcryptEngineKind::kInterleaved;
-    int bcrypt_lanes = 3;    // hashes one hashing thread computes at once (docs/bcrypt-engine.md)
+    int bcrypt_lanes = 4;    // hashes one hashing thread computes at once (docs/bcrypt-engine.md)
     int accept_threads = 2;  // threads that accept, parse and admit, and answer non-hashing routes
     bool legacy_get = true;  // serve GET /gethash/<password>/ (else 410)
     int queue_deadline_ms = 1000;  // longest expected wait a hashing request is admitted with
