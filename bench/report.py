@@ -92,6 +92,31 @@ def write_report(bench, out_dir, stamp, command):
                              f"{fmt(r['p50_ms'], '.1f')} | "
                              f"{fmt(r['p99_ms'], '.1f')} | {pct(r['error_share'])} | "
                              f"{pct(r['shed_share'])} | {r['other_load']:.2f} | {cpu} |")
+    samples = getattr(bench, "engine_limits", None)
+    if samples:
+        import engine_limits
+        lines += ["## The three bcrypt limits", "",
+                  "libxcrypt one hash per thread; hashd's interleaved engine K hashes per thread "
+                  "(`HASHD_BCRYPT_LANES`); John the Ripper's `john --test --format=bcrypt` "
+                  "(`OMP_NUM_THREADS` = threads; its cost-12 figure is its $2a$05 rate / 2^7). "
+                  "Measured round-robin (`bench/engine_limits.py`); ratios are of medians. "
+                  f"Load after: `{getattr(bench, 'engine_load', '')}`.", ""]
+        lines += engine_limits.markdown(samples)
+        lines.append("")
+        threads = os.cpu_count()
+        lanes = "engine K=4"  # HASHD_BCRYPT_LANES's default
+        against = []
+        for r in bench.rows:
+            med = engine_limits.medians(samples, r["cost"], threads)
+            if r["scenario"].startswith("limit") or lanes not in med:
+                continue
+            against.append(f"| {r['scenario']} | {r['cost']} | {r['goodput']:.1f} | "
+                           f"{pct(r['goodput'] / med['libxcrypt'])} | "
+                           f"{pct(r['goodput'] / med[lanes])} | {pct(r['goodput'] / med['john'])} |")
+        if against:
+            lines += ["Goodput against each limit (same cost, every core):", "",
+                      "| scenario | cost | goodput req/s | / libxcrypt | / engine | / john |",
+                      "|---|---|---|---|---|---|"] + against + [""]
     if bench.calibration:
         lines += ["", "## Load generator ceiling", "",
                   "Open loop against a location nginx answers itself (same TLS, nothing behind "

@@ -207,5 +207,54 @@ TEST(OverloadResponse, CarriesMillisecondsAndWholeSecondsRoundedUp) {
     EXPECT_EQ(*ErrorResponse(error, "id").FindHeader("Retry-After"), "1");
 }
 
+TEST(Admission, ABatchingThreadAdmitsABurstAsManyTimesLargerAsItComputesFaster) {
+    // Cost 12 = 250 ms alone; three together take 1.2x one (2.5x the throughput).
+    const Batching three{3, {1.0, 1.1, 1.2}};
+    AdmissionQueue alone(1, milliseconds(1000), QuarterSecondAt12());
+    AdmissionQueue batched(1, milliseconds(1000), QuarterSecondAt12(), three);
+    int admitted_alone = 0, admitted_batched = 0;
+    for (int i = 0; i < 40; ++i) {
+        admitted_alone += alone.Offer(12, t0).admitted;
+        admitted_batched += batched.Offer(12, t0).admitted;
+    }
+    // One worker, idle: the first is admitted at once, then 1 s of work ahead fits; the
+    // relative spread is still 0, so the counts are exact: 1 + 4 alone, 1 + 10 batched
+    // (each queued job adds 1.2 / 3 of 250 ms).
+    EXPECT_EQ(admitted_alone, 5);
+    EXPECT_EQ(admitted_batched, 11);
+}
+
+TEST(Admission, ARunningBatchCountsAsItsBatchTimeAndTeachesPerHashTime) {
+    const Batching three{3, {1.0, 1.1, 1.2}};
+    AdmissionQueue queue(1, milliseconds(1000), QuarterSecondAt12(), three);
+    Micros estimates{0};
+    double variances = 0;
+    for (int i = 0; i < 3; ++i) {
+        const auto d = queue.Offer(12, t0);
+        estimates += d.estimate;
+        variances += d.variance;
+    }
+    queue.StartBatch(0, 12, 3, estimates, variances, t0);
+    EXPECT_EQ(queue.queued(), 0);
+    // 300 ms of batch ahead (1.2 x 250 ms), spread over the one worker.
+    EXPECT_EQ(queue.ExpectedWait(t0), Micros(300000));
+    // It took 300 ms for three: 250 ms a hash alone, as the model said: nothing to learn.
+    queue.Finish(0, 12, At(300), 3);
+    EXPECT_DOUBLE_EQ(queue.model().Estimate(12), 0.25);
+    EXPECT_DOUBLE_EQ(Batching{}.Share(), 1.0);
+    EXPECT_DOUBLE_EQ(three.Share(), 0.4);
+    EXPECT_DOUBLE_EQ(three.Time(7), 1.2);  // clamped to the lanes
+}
+
+TEST(Admission, MeasuredBatchTimesAreBetweenNoGainAndNFold) {
+    const Batching measured = Batching::Measure(3);
+    ASSERT_EQ(measured.batch_time.size(), 3u);
+    EXPECT_DOUBLE_EQ(measured.batch_time[0], 1.0);
+    for (int n = 2; n <= 3; ++n) {
+        EXPECT_GE(measured.Time(n), 1.0);
+        EXPECT_LE(measured.Time(n), n);
+    }
+}
+
 }  // namespace
 }  // namespace hashd

@@ -186,3 +186,73 @@ def test_every_request_is_in_the_app_log_under_its_request_id(stack):
     assert r.status_code == 200
     stack.access_entry(rid)  # nginx logged it under the same id
     assert stack.app_log_mentions(rid)
+
+
+def _engine_passwords():
+    """Passwords for the engine's edges, as clients send them (UTF-8): ASCII, 8-bit bytes
+    (2- and 3-byte sequences), exactly 72 bytes, and one byte."""
+    return [
+        secret("engine-ascii-password"),
+        secret("p\u00e4ssw\u00f6rd-\u00fc\u00df"),
+        secret("\u20ac" * 24),  # 72 bytes of 3-byte sequences
+        secret("e" * 72),
+        "1",  # one byte: too common a string to look for in the logs
+        secret("\u00ff\u00ff\u00a3-2a-corner"),
+    ]
+
+
+def _wrong(pw):
+    """The password with its last character changed (same length or shorter: within 72)."""
+    return pw[:-1] + ("y" if pw[-1] != "y" else "z")
+
+
+def test_a_burst_of_hashes_and_verifications_agrees_with_pyca_bcrypt(make_stack):
+    """One process, one hashing thread, the interleaved engine (the default): a concurrent
+    burst of hashes and verifications of one cost queues and is computed in batches. Every hash
+    the service made verifies with pyca bcrypt, and the service verifies pyca's $2a$, $2b$
+    and $2y$ hashes (and refuses the wrong password) in the same burst."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = make_stack(processes=1, app_env={"HASHD_COST_MIN": "4", "HASHD_COST_DEFAULT": "4"})
+    passwords = _engine_passwords()
+    theirs = []
+    for i, pw in enumerate(passwords):
+        prefix = [b"2a", b"2b"][i % 2]
+        salt = bcrypt.gensalt(6, prefix=prefix)
+        if i % 3 == 2:
+            salt = b"$2y$" + salt[4:]
+        theirs.append((pw, bcrypt.hashpw(pw.encode(), salt).decode()))
+
+    def hash_(pw):
+        r = s.post("/v1/hash", json={"password": pw, "cost": 6})
+        assert r.status_code == 200, r.text
+        return pw, r.json()["bcrypt"]
+
+    def verify(pw, hash_text):
+        r = s.post("/v1/verify", json={"password": pw, "hash": hash_text})
+        assert r.status_code == 200, r.text
+        return r.json()["match"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        hashed = [pool.submit(hash_, pw) for pw in passwords * 2]
+        matches = [pool.submit(verify, pw, h) for pw, h in theirs]
+        mismatches = [pool.submit(verify, _wrong(pw), h) for pw, h in theirs]
+        ours = [f.result() for f in hashed]
+        assert all(f.result() is True for f in matches)
+        assert all(f.result() is False for f in mismatches)
+    for pw, h in ours:
+        assert h.startswith("$2b$06$")
+        assert bcrypt.checkpw(pw.encode(), h.encode()), (len(pw.encode()), h)
+        assert not bcrypt.checkpw(_wrong(pw).encode(), h.encode())
+    s.assert_not_logged(*PASSWORDS)
+
+
+def test_libxcrypt_alone_serves_the_same_hashes(make_stack):
+    """HASHD_BCRYPT_ENGINE=libxcrypt: the operator's switch back to one hash at a time."""
+    s = make_stack(processes=1, app_env={"HASHD_BCRYPT_ENGINE": "libxcrypt",
+                                         "HASHD_COST_MIN": "4", "HASHD_COST_DEFAULT": "4"})
+    for pw in _engine_passwords()[:3]:
+        r = s.post("/v1/hash", json={"password": pw, "cost": 5})
+        assert r.status_code == 200, r.text
+        assert bcrypt.checkpw(pw.encode(), r.json()["bcrypt"].encode())
+    s.assert_not_logged(*PASSWORDS)

@@ -1,11 +1,14 @@
 #include "api/hash_handlers.h"
 
+#include <openssl/crypto.h>
+
 #include <chrono>
 
 #include "core/json.h"
 #include "core/secret.h"
 #include "core/text.h"
 #include "hashing/bcrypt.h"
+#include "hashing/bcrypt_runner.h"
 #include "hashing/password_policy.h"
 #include "http/request_body.h"
 
@@ -13,20 +16,6 @@ namespace hashd {
 namespace {
 
 constexpr std::string_view kLegacyPrefix = "/gethash/";
-
-// Runs one bcrypt computation at `cost` (a hash or a verification) and records its duration.
-template <typename Operation>
-auto TimedBcrypt(int cost, const Services& services, Operation&& operation) {
-    const auto start = std::chrono::steady_clock::now();
-    auto result = operation();
-    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-    if (result.ok()) services.metrics.RecordHash(cost, took.count());
-    return result;
-}
-
-Result<BcryptHash> TimedHash(const Secret& password, int cost, const Services& services) {
-    return TimedBcrypt(cost, services, [&] { return BcryptHashPassword(password.view(), cost); });
-}
 
 Response JsonResponse(int status, const Json::Value& body) {
     Response response;
@@ -83,6 +72,30 @@ Result<std::string> VerifiableHash(const Json::Value& body, const Services& serv
     return hash;
 }
 
+// The one computation of `work`, timed into hash duration by cost; then its answer.
+Result<Response> RunPlanned(Result<HashWork> planned, const Services& services) {
+    if (!planned.ok()) return planned.error();
+    HashWork& work = planned.value();
+    const BcryptInput input{work.password.view(), work.setting};
+    const auto start = std::chrono::steady_clock::now();
+    auto computed = RunBcrypt(std::span(&input, 1), services.config);
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    if (computed.at(0).ok()) services.metrics.RecordHash(work.cost, took.count());
+    return work.answer(computed.at(0));
+}
+
+Result<Response> HashAnswer(const Result<std::string>& computed, const std::string& setting,
+                            int cost) {
+    if (!computed.ok())
+        return Error{ErrorKind::kInternal, "internal_error", "The hash could not be computed."};
+    Json::Value out(Json::objectValue);
+    out["salt"] = HexEncode(setting);
+    out["hash"] = HexEncode(computed.value());
+    out["bcrypt"] = computed.value();
+    out["cost"] = cost;
+    return JsonResponse(200, out);
+}
+
 }  // namespace
 
 int HashCost(const Request& request, const Services& services) {
@@ -110,7 +123,7 @@ int LegacyGetHashCost(const Request& request, const Services& services) {
     return services.config.cost_default;
 }
 
-Result<Response> HandleHash(const Request& request, const Services& services) {
+Result<HashWork> PlanHash(const Request& request, const Services& services) {
     auto body = ParseBody(request, /*allow_form=*/true, {"password", "cost"});
     if (!body.ok()) return body.error();
     auto password = RequirePassword(body.value());
@@ -119,18 +132,16 @@ Result<Response> HandleHash(const Request& request, const Services& services) {
     if (!requested.ok()) return requested.error();
     auto cost = ResolveCost(services.config, requested.value());
     if (!cost.ok()) return cost.error();
-
-    auto hash = TimedHash(password.value(), cost.value(), services);
-    if (!hash.ok()) return hash.error();
-    Json::Value out(Json::objectValue);
-    out["salt"] = HexEncode(hash.value().setting);
-    out["hash"] = HexEncode(hash.value().hash);
-    out["bcrypt"] = hash.value().hash;
-    out["cost"] = hash.value().cost;
-    return JsonResponse(200, out);
+    auto setting = BcryptNewSetting(cost.value());
+    if (!setting.ok()) return setting.error();
+    HashWork work{std::move(password).value(), setting.value(), cost.value(), nullptr};
+    work.answer = [setting = setting.value(), cost = cost.value()](const Result<std::string>& c) {
+        return HashAnswer(c, setting, cost);
+    };
+    return work;
 }
 
-Result<Response> HandleVerify(const Request& request, const Services& services) {
+Result<HashWork> PlanVerify(const Request& request, const Services& services) {
     auto body = ParseBody(request, /*allow_form=*/true, {"password", "hash"});
     if (!body.ok()) return body.error();
     auto password = RequirePassword(body.value());
@@ -140,20 +151,25 @@ Result<Response> HandleVerify(const Request& request, const Services& services) 
     const std::string& hash = verifiable.value();
     auto parts = ParseBcrypt(hash);
     if (!parts.ok()) return parts.error();
-
-    auto match = TimedBcrypt(parts.value().cost, services,
-                             [&] { return BcryptVerify(password.value().view(), hash); });
-    if (!match.ok()) return match.error();
-
-    Json::Value out(Json::objectValue);
-    out["match"] = match.value();
     // Policy: anything but $2b$ at the default cost or above should be re-hashed on next login.
-    out["needs_rehash"] =
+    const bool needs_rehash =
         parts.value().variant != "2b" || parts.value().cost < services.config.cost_default;
-    return JsonResponse(200, out);
+    HashWork work{std::move(password).value(), hash, parts.value().cost, nullptr};
+    work.answer = [hash, needs_rehash](const Result<std::string>& computed) -> Result<Response> {
+        if (!computed.ok())
+            return Error{ErrorKind::kInternal, "internal_error", "The hash could not be computed."};
+        // Both strings are 60 bytes: CRYPTO_memcmp's time does not depend on where they differ.
+        const bool match = computed.value().size() == hash.size() &&
+                           CRYPTO_memcmp(computed.value().data(), hash.data(), hash.size()) == 0;
+        Json::Value out(Json::objectValue);
+        out["match"] = match;
+        out["needs_rehash"] = needs_rehash;
+        return JsonResponse(200, out);
+    };
+    return work;
 }
 
-Result<Response> HandleLegacyGetHash(const Request& request, const Services& services) {
+Result<HashWork> PlanLegacyGetHash(const Request& request, const Services& services) {
     if (!services.config.legacy_get)
         return Error{ErrorKind::kGone, "legacy_endpoint_disabled",
                      "GET /gethash/ is switched off here; POST {\"password\": \"...\"} "
@@ -162,17 +178,36 @@ Result<Response> HandleLegacyGetHash(const Request& request, const Services& ser
     auto password = LegacyPassword(request.path);
     if (!password.ok()) return password.error();
     if (auto valid = ValidatePassword(password.value().view()); !valid.ok()) return valid.error();
+    const int cost = services.config.cost_default;
+    auto setting = BcryptNewSetting(cost);
+    if (!setting.ok()) return setting.error();
+    HashWork work{std::move(password).value(), setting.value(), cost, nullptr};
+    work.answer = [setting =
+                       setting.value()](const Result<std::string>& computed) -> Result<Response> {
+        if (!computed.ok())
+            return Error{ErrorKind::kInternal, "internal_error", "The hash could not be computed."};
+        // Exactly the original body: hex of the setting string and hex of the bcrypt string.
+        Json::Value out(Json::objectValue);
+        out["salt"] = HexEncode(setting);
+        out["hash"] = HexEncode(computed.value());
+        Response response = JsonResponse(200, out);
+        response.AddHeader("Deprecation", "true");
+        response.AddHeader("Link", "</v1/hash>; rel=\"successor-version\"");
+        return response;
+    };
+    return work;
+}
 
-    auto hash = TimedHash(password.value(), services.config.cost_default, services);
-    if (!hash.ok()) return hash.error();
-    // Exactly the original body: hex of the setting string and hex of the bcrypt string.
-    Json::Value out(Json::objectValue);
-    out["salt"] = HexEncode(hash.value().setting);
-    out["hash"] = HexEncode(hash.value().hash);
-    Response response = JsonResponse(200, out);
-    response.AddHeader("Deprecation", "true");
-    response.AddHeader("Link", "</v1/hash>; rel=\"successor-version\"");
-    return response;
+Result<Response> HandleHash(const Request& request, const Services& services) {
+    return RunPlanned(PlanHash(request, services), services);
+}
+
+Result<Response> HandleVerify(const Request& request, const Services& services) {
+    return RunPlanned(PlanVerify(request, services), services);
+}
+
+Result<Response> HandleLegacyGetHash(const Request& request, const Services& services) {
+    return RunPlanned(PlanLegacyGetHash(request, services), services);
 }
 
 }  // namespace hashd

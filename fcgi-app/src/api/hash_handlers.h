@@ -8,11 +8,32 @@
 // when libxcrypt fails, which no input causes. The password is held as a Secret and never
 // logged.
 
+#include <functional>
+#include <string>
+
 #include "api/services.h"
 #include "core/result.h"
+#include "core/secret.h"
 #include "http/http.h"
 
 namespace hashd {
+
+// A hashing request split around its one bcrypt computation, so that a hashing thread can
+// compute several requests' bcrypt together (hash_pool.h). Each handler below is its Plan*
+// function, one computation through RunBcrypt (hashing/bcrypt_runner.h), then `answer`.
+struct HashWork {
+    Secret password;
+    std::string setting;  // a fresh "$2b$NN$" + salt to hash with, or the hash to verify
+    int cost = 0;
+    // The response from the computed 60-character string, or the error to answer (a failed
+    // computation is a 500). Verification compares in constant time.
+    std::function<Result<Response>(const Result<std::string>& computed)> answer;
+};
+
+// Everything a handler checks before it hashes: the work, or the error to answer at once.
+Result<HashWork> PlanHash(const Request& request, const Services& services);
+Result<HashWork> PlanVerify(const Request& request, const Services& services);
+Result<HashWork> PlanLegacyGetHash(const Request& request, const Services& services);
 
 // POST /v1/hash, JSON {"password", "cost"?} or a form. 200 {"salt", "hash", "bcrypt",
 // "cost"}; 400 invalid_json / invalid_encoding / missing_field / invalid_field (cost not an

@@ -12,20 +12,21 @@ namespace hashd {
 namespace {
 
 constexpr Route kRoutes[] = {
-    {"/v1/hash", "/v1/hash", false, "POST", HandleHash, HashCost},
-    {"/v1/verify", "/v1/verify", false, "POST", HandleVerify, VerifyCost},
-    {"/gethash", "/gethash/", true, "GET", HandleLegacyGetHash, LegacyGetHashCost},
-    {"/messages", "/messages", false, "POST", HandlePostMessage, nullptr},
-    {"/messages/:digest", "/messages/", true, "GET", HandleGetMessage, nullptr},
-    {"/healthz", "/healthz", false, "GET", HandleHealthz, nullptr},
-    {"/readyz", "/readyz", false, "GET", HandleReadyz, nullptr},
-    {"/readyz/serving", "/readyz/serving", false, "GET", HandleReadyzServing, nullptr},
-    {"/metrics", "/metrics", false, "GET", HandleMetrics, nullptr},
+    {"/v1/hash", "/v1/hash", false, "POST", HandleHash, HashCost, PlanHash},
+    {"/v1/verify", "/v1/verify", false, "POST", HandleVerify, VerifyCost, PlanVerify},
+    {"/gethash", "/gethash/", true, "GET", HandleLegacyGetHash, LegacyGetHashCost,
+     PlanLegacyGetHash},
+    {"/messages", "/messages", false, "POST", HandlePostMessage, nullptr, nullptr},
+    {"/messages/:digest", "/messages/", true, "GET", HandleGetMessage, nullptr, nullptr},
+    {"/healthz", "/healthz", false, "GET", HandleHealthz, nullptr, nullptr},
+    {"/readyz", "/readyz", false, "GET", HandleReadyz, nullptr, nullptr},
+    {"/readyz/serving", "/readyz/serving", false, "GET", HandleReadyzServing, nullptr, nullptr},
+    {"/metrics", "/metrics", false, "GET", HandleMetrics, nullptr, nullptr},
     // MultiVAC (multivac_handlers.h): store reads and writes, answered like messages by the
     // accepting threads.
-    {"/", "/", false, "GET", HandleMultivacWelcome, nullptr},
-    {"/multivac", "/multivac", false, "GET", HandleMultivacAnswer, nullptr},
-    {"/multivac/data", "/multivac/data", false, "POST", HandleMultivacData, nullptr},
+    {"/", "/", false, "GET", HandleMultivacWelcome, nullptr, nullptr},
+    {"/multivac", "/multivac", false, "GET", HandleMultivacAnswer, nullptr, nullptr},
+    {"/multivac/data", "/multivac/data", false, "POST", HandleMultivacData, nullptr, nullptr},
 };
 
 bool PathMatches(const Route& route, std::string_view path) {

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "api/hash_handlers.h"
 #include "api/services.h"
 #include "http/http.h"
 
@@ -17,6 +18,9 @@ using Handler = Result<Response> (*)(const Request&, const Services&);
 // The bcrypt cost a request to the route will compute, 0 when it will not hash (see
 // hash_handlers.h); nullptr for routes that never hash.
 using HashCostOf = int (*)(const Request&, const Services&);
+// A hashing route's handler up to its bcrypt computation (hash_handlers.h), so that the
+// hashing threads can batch computations; nullptr for routes that never hash.
+using HashPlannerOf = Result<HashWork> (*)(const Request&, const Services&);
 
 struct Route {
     std::string_view label;  // e.g. "/v1/hash", "/messages/:digest"
@@ -27,6 +31,7 @@ struct Route {
     // Routes that hash run on the hashing threads behind admission by expected wait
     // (admission.cc); the others (probes, messages) are answered by the accepting threads.
     HashCostOf hash_cost;
+    HashPlannerOf plan = nullptr;
 };
 
 std::span<const Route> Routes();

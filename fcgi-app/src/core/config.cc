@@ -90,6 +90,25 @@ const std::vector<Setting>& Settings() {
                       "hashing threads per process; with P = cores, one hash per core "
                       "(`bench/README.md` measured one single-thread process per CPU as the "
                       "best; see \"Capacity and overload\" in docs/operations.md)"),
+        {"bcrypt-engine", "interleaved|libxcrypt",
+         "`interleaved`: each hashing thread computes up to `HASHD_BCRYPT_LANES` queued hashes "
+         "of one cost at once (`docs/bcrypt-engine.md`), after a start-up self-test against "
+         "libxcrypt that refuses to start on any difference; `libxcrypt`: one hash at a time "
+         "through libxcrypt alone",
+         [](Config& c, std::string_view t) {
+             if (t != "interleaved" && t != "libxcrypt") return false;
+             c.bcrypt_engine =
+                 t == "interleaved" ? BcryptEngineKind::kInterleaved : BcryptEngineKind::kLibxcrypt;
+             return true;
+         },
+         [](const Config& c) {
+             return std::string(c.bcrypt_engine == BcryptEngineKind::kInterleaved ? "interleaved"
+                                                                                  : "libxcrypt");
+         }},
+        NumberSetting("bcrypt-lanes", &Config::bcrypt_lanes, 1, 4,
+                      "with the interleaved engine, how many hashes of one cost a hashing thread "
+                      "computes together (a lone request still runs alone); the default was "
+                      "measured as the fastest on the target CPU (`docs/bcrypt-engine.md`)"),
         NumberSetting("accept-threads", &Config::accept_threads, 1, 256,
                       "threads per process that accept, parse and admit requests and answer "
                       "those that do not hash (probes, messages) themselves, so a probe never "

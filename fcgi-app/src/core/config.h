@@ -18,11 +18,17 @@ namespace hashd {
 
 enum class LogTarget { kAuto, kJournal, kStderr };
 
+// Who computes bcrypt: the interleaved engine (hashing/bcrypt_engine.h, checked against
+// libxcrypt at start-up) or libxcrypt alone, one hash per thread at a time.
+enum class BcryptEngineKind { kInterleaved, kLibxcrypt };
+
 struct Config {
-    int cost_default = 12;   // cost used when a request names none
-    int cost_min = 10;       // lowest cost a client may ask for
-    int cost_max = 14;       // highest cost a client may ask for, or a verified hash may carry
-    int threads = 1;         // hashing threads in this process
+    int cost_default = 12;  // cost used when a request names none
+    int cost_min = 10;      // lowest cost a client may ask for
+    int cost_max = 14;      // highest cost a client may ask for, or a verified hash may carry
+    int threads = 1;        // hashing threads in this process
+    BcryptEngineKind bcrypt_engine = BcryptEngineKind::kInterleaved;
+    int bcrypt_lanes = 4;    // hashes one hashing thread computes at once (docs/bcrypt-engine.md)
     int accept_threads = 2;  // threads that accept, parse and admit, and answer non-hashing routes
     bool legacy_get = true;  // serve GET /gethash/<password>/ (else 410)
     int queue_deadline_ms = 1000;  // longest expected wait a hashing request is admitted with

@@ -24,6 +24,7 @@ enum class ErrorKind {
                         // (overloaded, draining): the same request may be retried later
     kFull,              // the store has no room for writes; reads keep working
     kLimited,           // this client has used its share for now; it may retry later
+    kClientGone,        // the client closed the connection before the work was done (logged only)
 };
 
 struct Error {

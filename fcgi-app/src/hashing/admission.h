@@ -46,6 +46,25 @@ class HashTimeModel {
     double relative_variance_ = 0;
 };
 
+// How a hashing thread batches: up to `lanes` jobs of one cost computed together, a batch of
+// n taking `batch_time[n-1]` times as long as one job alone (1 for n = 1; measured at start-up
+// by MeasureBatchTimes). The default is one job at a time.
+struct Batching {
+    int lanes = 1;
+    std::vector<double> batch_time{1.0};
+
+    // The relative time of a batch of n (1..lanes; clamped).
+    double Time(int n) const;
+    // What one queued job adds to the work ahead when the jobs run `lanes` at a time.
+    double Share() const { return Time(lanes) / lanes; }
+
+    // Times batches of 1..lanes at a low cost with `compute` (which must compute its n
+    // inputs together), in CPU time like HashTimeModel::Calibrate; each factor is clamped to
+    // 1..n so that a noisy measurement can neither promise more than n-fold nor less than no
+    // gain.
+    static Batching Measure(int lanes);
+};
+
 // The queue of admitted hashing jobs, in expected seconds of work rather than in a count.
 // Not thread-safe: the owner serializes calls (HashPool holds a mutex around it).
 class AdmissionQueue {
@@ -54,8 +73,10 @@ class AdmissionQueue {
 
     // `workers`: threads that compute hashes (>= 1); `deadline`: the longest wait a job may
     // be admitted with (expected wait plus kSpreads standard deviations of it); zero admits
-    // everything (no shedding).
-    AdmissionQueue(int workers, std::chrono::milliseconds deadline, HashTimeModel model);
+    // everything (no shedding). `batching`: how the threads group queued jobs, so that a queued
+    // job counts as its share of a batch (Batching::Share) and a running batch as its time.
+    AdmissionQueue(int workers, std::chrono::milliseconds deadline, HashTimeModel model,
+                   Batching batching = {});
 
     // How many standard deviations of the wait ahead are added to its mean before comparing
     // with the deadline: ~98 % of admitted jobs then start within it.
@@ -78,8 +99,16 @@ class AdmissionQueue {
     // `worker` (0..workers-1), which must be idle.
     void Start(int worker, Duration estimate, double variance, SteadyClock::time_point now);
 
-    // `worker`'s job, of bcrypt `cost`, ended at `now`: its run time teaches the model.
-    void Finish(int worker, int cost, SteadyClock::time_point now);
+    // `jobs` admitted jobs of bcrypt `cost` (the sums of their Decision::estimate and
+    // ::variance) leave the queue and run together on idle `worker`, expected to take the
+    // batch time of `jobs` (Batching::Time) at the model's estimate for `cost`.
+    void StartBatch(int worker, int cost, int jobs, Duration estimates, double variances,
+                    SteadyClock::time_point now);
+
+    // `worker`'s job or batch, of bcrypt `cost`, ended at `now` after computing `computed`
+    // hashes together (fewer than started when some clients had gone; 0 teaches nothing):
+    // its run time, divided by the batch time of `computed`, teaches the model.
+    void Finish(int worker, int cost, SteadyClock::time_point now, int computed = 1);
 
     // Admitted jobs not started yet.
     int queued() const { return queued_jobs_; }
@@ -102,6 +131,7 @@ class AdmissionQueue {
 
     Duration deadline_;
     HashTimeModel model_;
+    Batching batching_;
     std::vector<Running> running_;
     Duration queued_work_{0};     // sum of the estimates of admitted jobs not started yet
     double queued_variance_ = 0;  // sum of their variances, s^2

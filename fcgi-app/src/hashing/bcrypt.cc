@@ -27,8 +27,12 @@ Status CheckPassword(std::string_view password) {
     return Ok{};
 }
 
+}  // namespace
+
 // crypt_rn into a per-call scratch area; the result is copied out before the area is freed.
-Result<std::string> Crypt(std::string_view password, const std::string& setting) {
+Result<std::string> LibxcryptBcrypt(std::string_view password, std::string_view setting_text) {
+    if (auto status = CheckPassword(password); !status.ok()) return status.error();
+    const std::string setting(setting_text);  // crypt_rn takes C strings
     auto scratch = std::make_unique<crypt_data>();
     Secret phrase(password);  // crypt_rn takes a C string
     const char* out = crypt_rn(phrase.view().data(), setting.c_str(), scratch.get(),
@@ -40,10 +44,7 @@ Result<std::string> Crypt(std::string_view password, const std::string& setting)
     return result;
 }
 
-}  // namespace
-
-Result<BcryptHash> BcryptHashPassword(std::string_view password, int cost) {
-    if (auto status = CheckPassword(password); !status.ok()) return status.error();
+Result<std::string> BcryptNewSetting(int cost) {
     if (cost < 4 || cost > 31)
         return Error{ErrorKind::kInvalid, "invalid_cost",
                      "The bcrypt cost must be between 4 and 31."};
@@ -52,9 +53,16 @@ Result<BcryptHash> BcryptHashPassword(std::string_view password, int cost) {
                          sizeof(setting)) == nullptr ||
         std::strlen(setting) != kSettingLength)
         return Error{ErrorKind::kInternal, "internal_error", "A salt could not be generated."};
-    auto hash = Crypt(password, setting);
+    return std::string(setting);
+}
+
+Result<BcryptHash> BcryptHashPassword(std::string_view password, int cost) {
+    if (auto status = CheckPassword(password); !status.ok()) return status.error();
+    auto setting = BcryptNewSetting(cost);
+    if (!setting.ok()) return setting.error();
+    auto hash = LibxcryptBcrypt(password, setting.value());
     if (!hash.ok()) return hash.error();
-    return BcryptHash{setting, std::move(hash).value(), cost};
+    return BcryptHash{std::move(setting).value(), std::move(hash).value(), cost};
 }
 
 Result<BcryptParts> ParseBcrypt(std::string_view hash) {
@@ -75,7 +83,7 @@ Result<BcryptParts> ParseBcrypt(std::string_view hash) {
 Result<bool> BcryptVerify(std::string_view password, std::string_view hash) {
     if (auto status = CheckPassword(password); !status.ok()) return status.error();
     if (auto parts = ParseBcrypt(hash); !parts.ok()) return parts.error();
-    auto computed = Crypt(password, std::string(hash));
+    auto computed = LibxcryptBcrypt(password, hash);
     if (!computed.ok()) return computed.error();
     // Both strings are 60 bytes: CRYPTO_memcmp's time does not depend on where they differ.
     return CRYPTO_memcmp(computed.value().data(), hash.data(), kHashLength) == 0;

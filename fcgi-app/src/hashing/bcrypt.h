@@ -37,4 +37,13 @@ Result<BcryptParts> ParseBcrypt(std::string_view hash);
 // Recomputes the hash of `password` with `hash`'s salt and compares in constant time.
 Result<bool> BcryptVerify(std::string_view password, std::string_view hash);
 
+// A fresh "$2b$NN$" + 22-character setting at `cost` (4..31), salt from the kernel
+// (crypt_gensalt_rn); 500 when no salt could be made.
+Result<std::string> BcryptNewSetting(int cost);
+
+// libxcrypt's crypt_rn of `password` (0..72 bytes, no NUL) with `setting` (a setting or a full
+// hash): the 60-character string, or an error. The reference the interleaved engine
+// (hashing/bcrypt_engine.h) is held to by the self-test and the tests.
+Result<std::string> LibxcryptBcrypt(std::string_view password, std::string_view setting);
+
 }  // namespace hashd

@@ -2,33 +2,56 @@
 // The hashing threads: W threads that take admitted jobs, oldest first, from a queue bounded
 // by expected wait (admission.h, whose .cc explains the policy). Accepting threads offer each
 // hashing request here and answer the refused ones themselves at once.
+//
+// Batching: a thread that takes the oldest job also takes the next queued jobs of the same
+// cost, up to the engine's lanes (HASHD_BCRYPT_LANES), and computes their bcrypt together
+// (hashing/bcrypt_engine.h): hashes and verifications alike, since both are one bcrypt
+// computation. A job found alone runs alone, so at low load a request waits for one hash, not
+// for a batch to fill; nothing ever waits for company. Jobs of the same cost further back
+// overtake jobs of other costs ahead of them by at most one batch's time.
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "core/result.h"
 #include "hashing/admission.h"
+#include "hashing/bcrypt_engine.h"
 #include "metrics/metrics.h"
 
 namespace hashd {
 
-// One admitted request: Run() computes and answers it, on a hashing thread.
+// One admitted request, run on a hashing thread in two steps around its bcrypt computation.
 class HashJob {
   public:
     virtual ~HashJob() = default;
-    virtual void Run() = 0;
+    // The bcrypt input to compute, or nullopt when the job has answered already (invalid
+    // input found now, or the client has gone away). The views stay valid until Complete().
+    virtual std::optional<BcryptInput> Prepare() = 0;
+    // Answers with the computed 60-character string (or its error), `seconds` after the batch
+    // it was computed in started. Called only after Prepare() returned an input.
+    virtual void Complete(const Result<std::string>& computed, double seconds) = 0;
 };
+
+// Computes a batch's inputs together (RunBcrypt with the process's settings).
+using BatchCompute = std::function<std::vector<Result<std::string>>(std::span<const BcryptInput>)>;
 
 class HashPool {
   public:
     // Starts `workers` threads at once. `deadline` as in AdmissionQueue; `seconds_per_unit`
-    // seeds the hash-time model (HashTimeModel::Calibrate()).
+    // seeds the hash-time model (HashTimeModel::Calibrate()); `batching` says how many jobs a
+    // thread takes at once and how long batches take (Batching::Measure); `compute` computes
+    // a batch.
     HashPool(int workers, std::chrono::milliseconds deadline, double seconds_per_unit,
-             Metrics& metrics);
+             Batching batching, BatchCompute compute, Metrics& metrics);
     // Drains (see Drain) and joins.
     ~HashPool();
     HashPool(const HashPool&) = delete;
@@ -56,8 +79,12 @@ class HashPool {
         SteadyClock::time_point admitted;
     };
     void Work(int worker);
+    // Moves the oldest job and up to lanes - 1 later ones of its cost out of queue_.
+    std::vector<Queued> TakeBatch();
 
     Metrics& metrics_;
+    const int lanes_;
+    const BatchCompute compute_;
     mutable std::mutex mutex_;
     std::condition_variable wake_;
     AdmissionQueue admission_;                         // guarded by mutex_

@@ -10,9 +10,9 @@ namespace hashd {
 
 int StatusOf(ErrorKind kind) {
     // In ErrorKind's order: kInvalid, kNotFound, kMethodNotAllowed, kGone, kTooLarge,
-    // kUnsupportedType, kInternal, kUnavailable, kFull, kLimited.
-    constexpr int kStatusOfKind[] = {400, 404, 405, 410, 413, 415, 500, 503, 507, 429};
-    static_assert(std::size(kStatusOfKind) == static_cast<std::size_t>(ErrorKind::kLimited) + 1,
+    // kUnsupportedType, kInternal, kUnavailable, kFull, kLimited, kClientGone (nginx's 499).
+    constexpr int kStatusOfKind[] = {400, 404, 405, 410, 413, 415, 500, 503, 507, 429, 499};
+    static_assert(std::size(kStatusOfKind) == static_cast<std::size_t>(ErrorKind::kClientGone) + 1,
                   "one status per ErrorKind");
     return kStatusOfKind[static_cast<std::size_t>(kind)];
 }

@@ -37,6 +37,7 @@ inline constexpr HttpStatus kStatuses[] = {
     {415, "Unsupported Media Type"},
     {422, "Unprocessable Content"},
     {429, "Too Many Requests"},
+    {499, "Client Closed Request"},  // nginx's code; hashd skips the hash (fcgi_server.cc)
     {500, "Internal Server Error"},
     {501, "Not Implemented"},
     {502, "Bad Gateway"},

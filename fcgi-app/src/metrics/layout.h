@@ -32,7 +32,11 @@ constexpr std::string_view kBackends[] = {"lmdb", "redis", "postgresql", "other"
 // probe; stats: the queue's depth for /metrics. Every store call of the app is one of these.
 constexpr std::string_view kOps[] = {"put", "get", "enqueue", "first", "check", "stats", "other"};
 constexpr std::string_view kResults[] = {"ok", "error"};
-constexpr std::string_view kShedReasons[] = {"queue_deadline", "client_budget", "other"};
+// client_budget: refused because the client had used its share of hashing work
+// (api/client_budget.h). client_gone: admitted, then skipped because nginx had closed the
+// connection (fcgi_server.cc).
+constexpr std::string_view kShedReasons[] = {"queue_deadline", "client_budget", "client_gone",
+                                             "other"};
 
 // The index of `value` in `table`, or `fallback`.
 template <typename Table, typename Value>

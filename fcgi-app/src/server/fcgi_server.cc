@@ -40,6 +40,7 @@
 #include "api/router.h"
 #include "core/secret.h"
 #include "core/text.h"
+#include "hashing/bcrypt_runner.h"
 #include "http/errors.h"
 #include "http/http_tables.h"
 #include "http/trace_context.h"
@@ -184,6 +185,15 @@ Response Overloaded(const AdmissionQueue::Decision& decision, const std::string&
     return ErrorResponse(error, request_id);
 }
 
+// Whether nginx has closed the request's connection: it does when the client went away
+// (fastcgi_ignore_client_abort off, the default), and then nobody will read the answer. A
+// non-blocking peek: 0 bytes means end of stream. Anything else (no data, data, an error)
+// counts as still there, so a wrong guess only ever costs the hash it would have cost anyway.
+bool PeerClosed(const FCGX_Request& fcgi) {
+    char byte = 0;
+    return fcgi.ipcFd >= 0 && recv(fcgi.ipcFd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 }  // namespace
 
 struct FcgiServer::InFlight {
@@ -194,24 +204,69 @@ struct FcgiServer::InFlight {
     std::chrono::microseconds queue_wait{0};  // admitted to started hashing (monotonic)
 };
 
-// An admitted request, run on a hashing thread.
+// An admitted request, run on a hashing thread in two steps around its bcrypt computation,
+// which the thread may share with other requests of the same cost (hash_pool.h).
 class FcgiServer::AdmittedRequest final : public HashJob {
   public:
     AdmittedRequest(FcgiServer& server, InFlight flight)
         : server_(server), flight_(std::move(flight)), admitted_(Clock::now()) {}
 
-    void Run() override {
+    std::optional<BcryptInput> Prepare() override {
         flight_.queue_wait =
             std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - admitted_);
-        server_.Answer(flight_, RunHandler(flight_.request, server_.services_, server_.logger_));
+        const std::string_view label = flight_.route->label;
+        if (PeerClosed(*flight_.fcgi)) {
+            // Logged as nginx does (499); the write that follows goes nowhere.
+            server_.services_.metrics.RecordShed("client_gone");
+            server_.Answer(flight_,
+                           {label, ErrorResponse({ErrorKind::kClientGone, "client_closed_request",
+                                                  "The client closed the connection "
+                                                  "before its hash was computed."},
+                                                 flight_.request.request_id)});
+            return std::nullopt;
+        }
+        auto planned =
+            Guarded([&] { return flight_.route->plan(flight_.request, server_.services_); });
+        if (!planned.ok()) {
+            server_.Answer(flight_,
+                           {label, ErrorResponse(planned.error(), flight_.request.request_id)});
+            return std::nullopt;
+        }
+        work_ = std::move(planned).value();
+        return BcryptInput{work_->password.view(), work_->setting};
+    }
+
+    void Complete(const Result<std::string>& computed, double seconds) override {
+        if (computed.ok()) server_.services_.metrics.RecordHash(work_->cost, seconds);
+        auto response = Guarded([&] { return work_->answer(computed); });
+        work_.reset();  // wipes the password before the answer is written
+        server_.Answer(
+            flight_, {flight_.route->label,
+                      response.ok() ? std::move(response).value()
+                                    : ErrorResponse(response.error(), flight_.request.request_id)});
     }
 
     InFlight& flight() { return flight_; }
 
   private:
+    // A handler step that throws is a bug: the client gets a 500 that leaks nothing, the log
+    // gets the exception's text (as RunHandler does for the other routes).
+    template <typename Step>
+    auto Guarded(Step&& step) -> decltype(step()) {
+        try {
+            return step();
+        } catch (const std::exception& e) {
+            server_.logger_.Log(LogLevel::kError, "handler failed",
+                                {{"REQUEST_ID", flight_.request.request_id}, {"ERROR", e.what()}});
+            return Error{ErrorKind::kInternal, "internal_error",
+                         "Something went wrong on our side; retry shortly."};
+        }
+    }
+
     FcgiServer& server_;
     InFlight flight_;
     Clock::time_point admitted_;
+    std::optional<HashWork> work_;
 };
 
 struct FcgiServer::Acceptor {
@@ -224,9 +279,13 @@ FcgiServer::FcgiServer(const Services& services, const Logger& logger, int liste
       logger_(logger),
       listen_fd_(listen_fd),
       budget_(services.config.client_work_rate, services.config.client_work_burst),
-      pool_(std::make_unique<HashPool>(services.config.threads,
-                                       std::chrono::milliseconds(services.config.queue_deadline_ms),
-                                       HashTimeModel::Calibrate(), services.metrics)) {
+      pool_(std::make_unique<HashPool>(
+          services.config.threads, std::chrono::milliseconds(services.config.queue_deadline_ms),
+          HashTimeModel::Calibrate(), Batching::Measure(BcryptLanes(services.config)),
+          [&config = services.config](std::span<const BcryptInput> inputs) {
+              return RunBcrypt(inputs, config);
+          },
+          services.metrics)) {
     for (int i = 0; i < services_.config.accept_threads; ++i)
         acceptors_.push_back(std::make_unique<Acceptor>());
     // A store call that may wait on I/O hands this process's accept turn on first.

@@ -23,6 +23,7 @@
 #include "core/env_file.h"
 #include "core/logger.h"
 #include "core/no_core_dumps.h"
+#include "hashing/bcrypt_self_test.h"
 #include "metrics/metrics.h"
 #include "server/fcgi_server.h"
 #include "store/message_store.h"
@@ -133,6 +134,17 @@ int main(int argc, char** argv) {
         return 2;
     }
     const Logger logger(config.value().log);
+    // Before anything is served: an engine that disagrees with libxcrypt would store hashes no
+    // other bcrypt verifies. Exit code 2, as for any other configuration the process refuses.
+    if (config.value().bcrypt_engine == BcryptEngineKind::kInterleaved) {
+        if (auto check = BcryptSelfTest(config.value().bcrypt_lanes); !check.ok()) {
+            logger.Log(LogLevel::kError,
+                       "bcrypt engine self-test failed: refusing to start (HASHD_BCRYPT_ENGINE="
+                       "libxcrypt runs without the engine)",
+                       {{"ERROR", check.error().message}});
+            return 2;
+        }
+    }
     if (!IsListeningSocket(kListenFd)) {
         logger.Log(LogLevel::kError,
                    "fd 0 is not a listening socket; start hashd-fcgi with spawn-fcgi -n", {});
