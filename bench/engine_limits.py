@@ -63,8 +63,8 @@ def measure(build, costs, threads_list, lanes_list, rounds, seconds, log=None):
             for threads in threads_list:
                 runs = [("libxcrypt", lambda: limit(build, "libxcrypt", cost, threads, secs))]
                 for k in lanes_list:
-                    runs.append((f"engine K={k}", lambda k=k: limit(build, "interleaved", cost,
-                                                                   threads, secs, k)))
+                    runs.append((f"engine K={k}",
+                                 lambda k=k: limit(build, "interleaved", cost, threads, secs, k)))
                 runs.append(("john", lambda: john(cost, threads, max(1, int(seconds)))))
                 for name, run in runs:
                     if log:

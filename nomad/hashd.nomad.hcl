@@ -264,7 +264,10 @@ gzip off;
 client_header_timeout 10s;
 client_body_timeout 10s;
 send_timeout 10s;
+# Keep-alive: hashd_nginx_keepalive_* (ansible/roles/nginx/defaults/main.yml says why GCE
+# needs longer than Google's 600 s).
 keepalive_timeout 65s;
+keepalive_requests 1000;
 reset_timedout_connection on;
 
 # Request bodies, per route (issue 21, finding 8). nginx allocates a body's buffer from its
@@ -576,6 +579,13 @@ server {
         include hashd/snippets/fastcgi-hashd.conf;
     }
     location = /readyz {
+        limit_req zone=hashd_probe_rate burst=10 nodelay;
+        fastcgi_pass hashd_probes;
+        include hashd/snippets/fastcgi-hashd.conf;
+    }
+    # The load balancer's check where the store is shared (GCE): draining, not the store
+    # (fcgi-app/src/health_handlers.h says why).
+    location = /readyz/serving {
         limit_req zone=hashd_probe_rate burst=10 nodelay;
         fastcgi_pass hashd_probes;
         include hashd/snippets/fastcgi-hashd.conf;

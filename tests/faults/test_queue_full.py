@@ -15,8 +15,7 @@ from test_multivac import Inspector, Worker, post_datum
 BOUND = 20
 
 
-def test_a_full_queue_refuses_with_503_and_loses_nothing_acknowledged(make_stack, store,
-                                                                       counts):
+def test_a_full_queue_refuses_with_503_and_loses_nothing_acknowledged(make_stack, store, counts):
     stack = make_stack(processes=2, app_env={
         "HASHD_STORE": store.url(), "HASHD_MULTIVAC_MAX_QUEUED": str(BOUND)})
     inspector = Inspector(store)

@@ -9,9 +9,7 @@ for the first calls to one Google API host, then relays to the stand-in untouche
 """
 
 import json
-import pathlib
 import re
-import shutil
 import socket
 import socketserver
 import ssl
@@ -490,7 +488,8 @@ def test_stopping_the_builder_makes_one_call(world, tmp_path):
         "name": "hashd-builder-9-9-9", "machineType": f"zones/{zone}/machineTypes/e2-standard-2",
         "labels": {"app": "hashd"},
         "disks": [{"boot": True, "autoDelete": True, "initializeParams": {
-            "sourceImage": "https://www.googleapis.com/compute/v1/projects/debian-cloud/global/images/family/debian-12"}}],
+            "sourceImage": ("https://www.googleapis.com/compute/v1/projects/debian-cloud/global/images/"
+                            "family/debian-12")}}],
         "networkInterfaces": [{"network": link("global/networks/default")}]}, timeout=30)
     assert r.status_code == 200, r.text
     task = image_task("Ensure the builder is stopped, so its disk is consistent")

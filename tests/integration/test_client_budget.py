@@ -11,7 +11,6 @@ import time
 import bcrypt
 
 
-
 def hash_at(stack, cost):
     return stack.post("/v1/hash", json={"password": "budget-test-pw", "cost": cost}, timeout=60)
 
