@@ -10,11 +10,17 @@ PYTEST         ?= python3 -m pytest -ra -p no:cacheprovider
 # -bcrypt, which another python3 earlier in PATH (pyenv, a virtualenv) would not see.
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-# Google's Compute discovery document for the GCP suites: ../shared/gcp/compute.v1.json next
-# to the repository when it exists (CI), else tests/gcp/discovery.py finds it (cache, or one
-# download from Google's discovery service). Never a copy in the repository.
-ifneq ($(wildcard $(CURDIR)/../shared/gcp/compute.v1.json),)
-export HASHD_GCP_DISCOVERY ?= $(abspath $(CURDIR)/../shared/gcp/compute.v1.json)
+# Google's Compute discovery document for the GCP suites: shared/gcp/compute.v1.json next to
+# the repository, or next to the local repository this one was cloned from (CI's fresh clone),
+# when it exists; else tests/gcp/discovery.py finds it (cache, or one download from Google's
+# discovery service). Never a copy in the repository.
+HASHD_ORIGIN := $(patsubst file://%,%,$(shell git -C $(CURDIR) config --get remote.origin.url 2>/dev/null))
+HASHD_DISCOVERY_FOUND := $(firstword $(wildcard \
+    $(CURDIR)/../shared/gcp/compute.v1.json \
+    $(if $(HASHD_ORIGIN),$(HASHD_ORIGIN)/../shared/gcp/compute.v1.json \
+                         $(HASHD_ORIGIN)/../../shared/gcp/compute.v1.json)))
+ifneq ($(HASHD_DISCOVERY_FOUND),)
+export HASHD_GCP_DISCOVERY ?= $(abspath $(HASHD_DISCOVERY_FOUND))
 endif
 
 .PHONY: all deps build build-asan run test unit-test integration-test multivac-test monitoring-test vm-test bench-smoke bench deb format clean nomad-test fuzz-build fuzz-smoke fuzz security-test admission-test fault-test fault-soak gcp-test cluster-test gce-test openapi-test lint
