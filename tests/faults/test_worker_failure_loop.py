@@ -16,8 +16,8 @@ summary; the bounds asserted are gross ones (a spinning worker is far above them
 import os
 import time
 
-from hashd_stack import wait_for
-from store_servers import open_store
+from harness.hashd_stack import wait_for
+from harness.store_servers import open_store
 from test_multivac import Inspector, Worker, answer, post_datum
 
 WINDOW_S = 8.0

@@ -6,7 +6,7 @@ hashd-fcgi and hashd-worker sets RLIMIT_CORE 0 and PR_SET_DUMPABLE 0 at start
 
 import subprocess
 
-from hashd_stack import wait_for
+from harness.hashd_stack import wait_for
 
 
 def core_limit(pid):

@@ -12,8 +12,8 @@ import urllib.parse
 
 import pytest
 
-from hashd_stack import Stack
-from store_servers import RedisServer
+from harness.hashd_stack import Stack
+from harness.store_servers import RedisServer
 from test_messages import UNLIMITED_NGINX, digest_of, post
 
 PASSWORD = "p+a/s=s@w:rd%1"
