@@ -10,6 +10,7 @@ import concurrent.futures
 import hashlib
 import signal
 import threading
+import time
 
 import pytest
 import requests
@@ -47,9 +48,21 @@ def post_batch(stack, messages):
     return acknowledged
 
 
+# A connection that failed while the store was down waits out its reconnect backoff (up to
+# Backoff::kMax, 2 s + jitter) before it tries again, answering 503 meanwhile: each accepting
+# thread has its own, so a read on another thread than the write may still get that 503 just
+# after recovery. A 503 is "not now", not "lost"; a 404 or another status fails at once.
+BACKOFF_GRACE_S = 5.0
+
+
 def assert_all_readable(stack, acknowledged):
     for digest, message in acknowledged.items():
-        r = stack.get(f"/messages/{digest}", verify=str(stack.cert))
+        deadline = time.monotonic() + BACKOFF_GRACE_S
+        while True:
+            r = stack.get(f"/messages/{digest}", verify=str(stack.cert))
+            if r.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert r.status_code == 200, f"acknowledged {digest} lost: {r.status_code} {r.text}"
         assert r.json() == {"message": message}
 
