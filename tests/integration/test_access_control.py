@@ -12,10 +12,11 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 
 import pytest
 
-from hashd_stack import wait_for
+from harness.hashd_stack import fcgi_bin, wait_for
 
 
 def new_token(client_id):
@@ -124,7 +125,7 @@ def test_tokens_gate_the_routes_and_the_log_names_the_client(make_stack, clients
     write("alice-next", "bob")
     old = stack.signal(1, signal.SIGTERM)
     stack.wait_restarted(1, old)
-    wait_for(lambda: stack.status("/readyz") == 200, 30, "the restarted process to be ready")
+    wait_for(lambda: stack.get("/readyz").status_code == 200, 30, "the restarted process to be ready")
     assert_error(stack.post("/v1/hash", json={"password": "x"}, headers=bearer(tokens["alice"])),
                  401, "unauthenticated")
     r = stack.post("/v1/hash", json={"password": "x"}, headers=bearer(tokens["alice-next"]))
@@ -137,10 +138,6 @@ def test_tokens_gate_the_routes_and_the_log_names_the_client(make_stack, clients
 
 def test_a_gated_policy_without_a_valid_clients_file_refuses_to_start(tmp_path):
     """Exit 2 with the file and line named; the digest is not in the message."""
-    import subprocess
-
-    from hashd_stack import fcgi_bin
-
     bad = tmp_path / "tokens"
     secret_digest = digest(new_token("carol"))
     bad.write_text(f"# ok\ntoken carol {secret_digest[:40]} hash\n")
