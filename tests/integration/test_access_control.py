@@ -15,6 +15,7 @@ import signal
 import subprocess
 
 import pytest
+import requests
 
 from harness.hashd_stack import fcgi_bin, wait_for
 
@@ -151,3 +152,45 @@ def test_a_gated_policy_without_a_valid_clients_file_refuses_to_start(tmp_path):
         assert run.returncode == 2, run
         assert line in run.stderr, run.stderr
         assert secret_digest[:40] not in run.stderr + run.stdout
+
+
+def test_client_certificates_nginx_verified_identify_the_client(make_stack, tmp_path):
+    """mTLS: the DN counts only with nginx's verdict SUCCESS; a DN with spaces matches."""
+    def run(*argv):
+        subprocess.run([str(a) for a in argv], check=True, capture_output=True)
+
+    ca_key, ca_crt = tmp_path / "ca.key", tmp_path / "ca.crt"
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-days", "2", "-subj", "/CN=clients CA", "-keyout", ca_key, "-out", ca_crt)
+
+    def client(name, subject):
+        key, csr, crt = (tmp_path / f"{name}.{ext}" for ext in ("key", "csr", "crt"))
+        run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-subj", subject, "-keyout", key, "-out", csr)
+        run("openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
+            "-CAcreateserial", "-days", "2", "-out", crt)
+        return str(crt), str(key)
+
+    billing = client("billing", "/O=Example Corp/CN=billing service")
+    unknown = client("unknown", "/O=Example Corp/CN=someone else")
+    tokens = tmp_path / "tokens"
+    # As nginx's $ssl_client_s_dn writes it (RFC 2253: last RDN first).
+    tokens.write_text("cert billing CN=billing service,O=Example Corp messages\n")
+    stack = make_stack(processes=1, nginx={"client_ca": str(ca_crt)}, app_env={
+        "HASHD_AUTH": "messages=mtls,hash=any", "HASHD_TOKENS_FILE": str(tokens),
+        "HASHD_COST_MIN": "4", "HASHD_COST_DEFAULT": "4"})
+
+    def post(path, body, cert=None):
+        with requests.Session() as session:  # one each: a pooled connection keeps its cert
+            session.trust_env = False
+            session.verify = str(stack.cert)
+            return session.post(stack.url(path), json=body, cert=cert, timeout=30)
+
+    assert_error(post("/messages", {"message": "m"}), 401, "unauthenticated")
+    assert_error(post("/messages", {"message": "m"}, unknown), 401, "unauthenticated")
+    r = post("/messages", {"message": "from billing"}, billing)
+    assert r.status_code == 201, r.text
+    assert request_entry(stack, r.headers["X-Request-Id"])["CLIENT_ID"] == "billing"
+    # hash=any takes the certificate too; billing's groups do not include hash: 403.
+    assert_error(post("/v1/hash", {"password": "pw"}, billing), 403, "forbidden")
+    assert_error(post("/v1/hash", {"password": "pw"}), 401, "unauthenticated")
