@@ -8,6 +8,7 @@ CLIENT_ID. Revoking is removing the line and restarting the process.
 """
 
 import base64
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -194,3 +195,26 @@ def test_client_certificates_nginx_verified_identify_the_client(make_stack, tmp_
     # hash=any takes the certificate too; billing's groups do not include hash: 403.
     assert_error(post("/v1/hash", {"password": "pw"}, billing), 403, "forbidden")
     assert_error(post("/v1/hash", {"password": "pw"}), 401, "unauthenticated")
+
+
+def test_the_work_budget_is_per_client_id_not_per_address(make_stack, clients):
+    """Two clients behind one address (every test client is 127.0.0.1) have a budget each."""
+    tokens, path, write = clients
+    write("alice", "bob")
+    path.write_text(path.read_text().replace(" messages\n", " hash,messages\n"))
+    stack = make_stack(processes=1, app_env={
+        "HASHD_AUTH": "hash=token", "HASHD_TOKENS_FILE": str(path),
+        "HASHD_CLIENT_WORK_RATE": "1", "HASHD_CLIENT_WORK_BURST": "1",
+        "HASHD_COST_MIN": "10", "HASHD_THREADS": "2", "HASHD_QUEUE_DEADLINE_MS": "0"})
+
+    def hash_as(name):
+        return stack.post("/v1/hash", json={"password": "budget-pw", "cost": 12},
+                          headers=bearer(tokens[name]), timeout=60)
+
+    # Sent together, both charged within milliseconds: alice's bucket holds one cost-12 hash.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(hash_as, ["alice", "alice"]))
+    assert sorted(r.status_code for r in answers) == [200, 429], [r.text for r in answers]
+    # Bob, from the same address, has his own full bucket.
+    r = hash_as("bob")
+    assert r.status_code == 200, r.text
