@@ -5,6 +5,8 @@
 #include <sstream>
 #include <string_view>
 
+#include "core/access_policy.h"
+
 // The settings table below is the one place a setting is described. Everything a user reads
 // about settings is generated from it: --help, docs/settings.md's settings table
 // (--settings-markdown, compared with that file by a unit test) and the commented defaults of
@@ -56,6 +58,10 @@ Setting TextSetting(const char* name, std::string Config::*field, const char* ac
                 return true;
             },
             [=](const Config& c) { return c.*field; }};
+}
+
+bool IsAccessPolicy(std::string_view t) {
+    return ParseAccessPolicy(t).ok();
 }
 
 bool IsStoreUrl(std::string_view t) {
@@ -149,6 +155,19 @@ const std::vector<Setting>& Settings() {
                       "address. `0` switches it off"),
         NumberSetting("client-work-burst", &Config::client_work_burst, 1, 1000000,
                       "cost-12 hashes of work a client may bank for a burst"),
+        TextSetting("auth", &Config::auth, "GROUP=open|token|mtls|any,...", IsAccessPolicy,
+                    "who may call each route group (`hash`, `verify`, `legacy`, `messages`, "
+                    "`multivac`, or `all`): `open`, `token` (an API token as `Authorization: "
+                    "Bearer`), `mtls` (a client certificate nginx verified) or `any` (either), "
+                    "e.g. `hash=token,verify=token,legacy=open`; groups not named, and every "
+                    "group when empty, are open. Missing or wrong credentials: 401; a known "
+                    "client on a group it may not use: 403 (docs/security.md)"),
+        TextSetting(
+            "tokens-file", &Config::tokens_file, "a file",
+            [](std::string_view t) { return !t.empty(); },
+            "the API clients (`token` and `cert` lines, rendered by Ansible, a systemd "
+            "credential), read at start when `HASHD_AUTH` gates a group: unreadable or "
+            "malformed, the process refuses to start"),
         NumberSetting("instance", &Config::instance, 1, 4096,
                       "this process's number in the VM's pool (systemd's `%i`, set by the "
                       "unit); its slot in the metrics region, at most `HASHD_METRICS_SLOTS`"),

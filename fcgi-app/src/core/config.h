@@ -40,10 +40,11 @@ struct Config {
     std::string runtime_dir = "/run/hashd";
     LogTarget log = LogTarget::kAuto;
     std::size_t max_body_bytes = std::size_t{1} << 20;
-    std::int64_t multivac_max_queued = 10000;
+    std::int64_t multivac_max_queued = 10000;  // data the MultiVAC queue may hold (data_queue.h)
     int client_work_rate = 10;   // cost-12 hashes a second per client per process (0: off)
-    int client_work_burst = 20;  // cost-12 hashes a client may bank (api/client_budget.h)  // data
-                                 // the MultiVAC queue may hold (data_queue.h)
+    int client_work_burst = 20;  // cost-12 hashes a client may bank (api/client_budget.h)
+    std::string auth;            // HASHD_AUTH, valid for ParseAccessPolicy (core/access_policy.h)
+    std::string tokens_file = "/etc/hashd/tokens";  // the API clients (api/access.h)
 
     bool operator==(const Config&) const = default;
 };

@@ -58,9 +58,10 @@ void AppendTime(std::string& line) {
     line += text;
 }
 
-// A request without a trace id logs no TRACE_ID at all (journalctl TRACE_ID= matches none).
+// A request without a trace id logs no TRACE_ID at all (journalctl TRACE_ID= matches none),
+// one on an open route no CLIENT_ID.
 bool Omitted(std::string_view field, std::string_view value) {
-    return value.empty() && field == "TRACE_ID";
+    return value.empty() && (field == "TRACE_ID" || field == "CLIENT_ID");
 }
 
 // The JSON key of a field: Cloud Logging's own for the trace id, the field's name otherwise.

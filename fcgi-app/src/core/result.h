@@ -25,6 +25,8 @@ enum class ErrorKind {
     kFull,              // the store has no room for writes; reads keep working
     kLimited,           // this client has used its share for now; it may retry later
     kClientGone,        // the client closed the connection before the work was done (logged only)
+    kUnauthenticated,   // the request carries no valid credential for a gated route
+    kForbidden,         // the client is known but may not use this route
 };
 
 struct Error {

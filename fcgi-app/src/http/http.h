@@ -19,6 +19,9 @@ struct Request {
     // Who asks, for budgets and logs: the client id of an authenticated request, else the
     // address nginx passes (REMOTE_ADDR, the real client behind a trusted load balancer).
     std::string client;
+    // The authenticated client's id (api/access.h), "" when the route is open: logged as
+    // CLIENT_ID. Never the token.
+    std::string client_id;
 
     Request() = default;
     Request(const Request&) = default;

@@ -274,10 +274,12 @@ struct FcgiServer::Acceptor {
     std::atomic<Clock::rep> busy_since{0};
 };
 
-FcgiServer::FcgiServer(const Services& services, const Logger& logger, int listen_fd)
+FcgiServer::FcgiServer(const Services& services, const Logger& logger, int listen_fd,
+                       AccessControl access)
     : services_(services),
       logger_(logger),
       listen_fd_(listen_fd),
+      access_(std::move(access)),
       budget_(services.config.client_work_rate, services.config.client_work_burst),
       pool_(std::make_unique<HashPool>(
           services.config.threads, std::chrono::milliseconds(services.config.queue_deadline_ms),
@@ -362,6 +364,22 @@ void FcgiServer::Serve(InFlight flight) {
     services_.metrics.AddInflight(1);
     flight.route = FindRoute(flight.request);
     const std::string_view label = flight.route != nullptr ? flight.route->label : "unmatched";
+    // Who calls, before the body is read or anything is admitted: a request without a valid
+    // credential costs one SHA-256 at most, never a hash. The id, never the token, is what
+    // the budget and the log see.
+    std::string authorization = Param(*flight.fcgi, "HTTP_AUTHORIZATION");
+    const std::string verify = Param(*flight.fcgi, "HASHD_CLIENT_VERIFY");
+    const std::string dn = Param(*flight.fcgi, "HASHD_CLIENT_DN");
+    auto client = access_.Check(label, {authorization, verify, dn});
+    Wipe(authorization);  // a token; libfcgi's copy is wiped with the other params
+    if (!client.ok()) {
+        Answer(flight, {label, ErrorResponse(client.error(), flight.request.request_id)});
+        return;
+    }
+    if (!client.value().empty()) {
+        flight.request.client_id = std::move(client).value();
+        flight.request.client = flight.request.client_id;
+    }
     if (auto read = Read(*flight.fcgi, services_.config.max_body_bytes, label, flight.request.body);
         !read.ok()) {
         Answer(flight, {label, ErrorResponse(read.error(), flight.request.request_id)});
@@ -416,6 +434,7 @@ void FcgiServer::Answer(InFlight& flight, Dispatch dispatch) {
     logger_.Log(status >= 500 ? LogLevel::kWarning : LogLevel::kInfo, "request",
                 {{"REQUEST_ID", flight.request.request_id},
                  {"TRACE_ID", flight.request.trace_id},
+                 {"CLIENT_ID", flight.request.client_id},
                  {"ROUTE", std::string(dispatch.label)},
                  {"METHOD", std::string(method)},
                  {"HTTP_STATUS", std::to_string(status)},

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "api/access.h"
 #include "api/client_budget.h"
 #include "api/router.h"
 #include "api/services.h"
@@ -22,7 +23,9 @@ class FcgiServer {
   public:
     // Starts config.threads hashing threads at once (after timing three small hashes, ~20 ms
     // of CPU, to seed the admission estimates); Run() adds the accepting threads.
-    FcgiServer(const Services& services, const Logger& logger, int listen_fd);
+    // `access` decides who may call each route (api/access.h), before anything else is done.
+    FcgiServer(const Services& services, const Logger& logger, int listen_fd,
+               AccessControl access = {});
     ~FcgiServer();
     FcgiServer(const FcgiServer&) = delete;
     FcgiServer& operator=(const FcgiServer&) = delete;
@@ -58,6 +61,7 @@ class FcgiServer {
     std::atomic<bool> stop_requested_{false};
     std::atomic<bool> stopping_{false};
     std::vector<std::unique_ptr<Acceptor>> acceptors_;
+    AccessControl access_;    // who may call what (api/access.h)
     ClientBudget budget_;     // per-client hashing work (api/client_budget.h)
     AcceptTurn accept_turn_;  // one accepting thread in accept() at a time (accept_turn.h)
     std::unique_ptr<HashPool> pool_;

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/access.h"
 #include "api/router.h"
 #include "core/build_info.h"
 #include "core/config.h"
@@ -134,6 +135,14 @@ int main(int argc, char** argv) {
         return 2;
     }
     const Logger logger(config.value().log);
+    // Who may call (HASHD_AUTH): with a gated route and no readable, valid clients file the
+    // operator asked for protection this process cannot give, so it does not start.
+    auto access = AccessControl::Load(config.value());
+    if (!access.ok()) {
+        logger.Log(LogLevel::kError, "cannot load the API clients: refusing to start",
+                   {{"ERROR", access.error().message}});
+        return 2;
+    }
     // Before anything is served: an engine that disagrees with libxcrypt would store hashes no
     // other bcrypt verifies. Exit code 2, as for any other configuration the process refuses.
     if (config.value().bcrypt_engine == BcryptEngineKind::kInterleaved) {
@@ -179,7 +188,7 @@ int main(int argc, char** argv) {
     // Readiness is asked of the store at most once a second per process (readiness.h).
     ReadinessCache readiness(std::chrono::seconds(1));
     const Services services{config.value(), *store.value(), *metrics.value(), draining, readiness};
-    FcgiServer server(services, logger, kListenFd);
+    FcgiServer server(services, logger, kListenFd, std::move(access).value());
 
     std::jthread signal_waiter([&] {
         int signal_number = 0;
