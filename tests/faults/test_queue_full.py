@@ -10,7 +10,7 @@ that got a 200 is processed, and new data are taken again. Every backend alike.
 import time
 
 from harness.hashd_stack import wait_for
-from test_multivac import Inspector, Worker, post_datum
+from integration.test_multivac import Inspector, Worker, post_datum
 
 BOUND = 20
 

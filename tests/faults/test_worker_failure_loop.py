@@ -18,7 +18,7 @@ import time
 
 from harness.hashd_stack import wait_for
 from harness.store_servers import open_store
-from test_multivac import Inspector, Worker, answer, post_datum
+from integration.test_multivac import Inspector, Worker, answer, post_datum
 
 WINDOW_S = 8.0
 TICKS = os.sysconf("SC_CLK_TCK")

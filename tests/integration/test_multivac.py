@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from harness.hashd_stack import wait_for
-from test_messages import UNLIMITED_NGINX
+from integration.test_messages import UNLIMITED_NGINX
 
 WELCOME = b"Welcome to MultiVAC!"
 INSUFFICIENT = b"INSUFFICIENT DATA FOR MEANINGFUL ANSWER."
