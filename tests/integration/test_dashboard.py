@@ -13,17 +13,12 @@ recording rule; the test prints the name each gets in Cloud Monitoring via the O
 
 import json
 import re
-import shutil
-import signal
-import subprocess
-import tempfile
 import time
-import pathlib
 
-import requests
 import yaml
 
-from harness.hashd_stack import REPO, free_port, wait_for
+from harness.hashd_stack import REPO, wait_for
+from test_metrics import Prometheus
 
 DASHBOARD = REPO / "ansible/roles/observability/files/grafana/hashd.json"
 MONITORING = REPO / "ansible/monitoring/prometheus"
@@ -39,59 +34,6 @@ def targets():
 
 def concrete(expr):
     return expr.replace('instance=~"$instance"', 'instance=~".*"').replace("$__rate_interval", "1m")
-
-
-class Prometheus:
-    """Debian's Prometheus on a free loopback port, scraping one stack every second with the
-    operators' hashd job and every rule file; stopped by PID."""
-
-    def __init__(self, stack):
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="hashd-dashboard-"))
-        self.url = f"http://127.0.0.1:{free_port()}"
-        jobs = {j["job_name"]: j for j in
-                yaml.safe_load((MONITORING / "prometheus-local.yml").read_text())["scrape_configs"]}
-        job = jobs["hashd"]
-        job["static_configs"] = [{"targets": [f"localhost:{stack.https_port}"]}]
-        job["tls_config"]["ca_file"] = str(stack.cert)
-        config = self.dir / "prometheus.yml"
-        config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(p) for p in RULE_FILES], "scrape_configs": [job]}))
-        self.log = open(self.dir / "prometheus.log", "wb")
-        self.proc = subprocess.Popen(
-            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'data'}",
-             f"--web.listen-address={self.url.removeprefix('http://')}", "--log.level=warn"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-        try:
-            wait_for(self._ready, 60, "prometheus to be ready")
-        except BaseException:
-            self.stop()
-            raise
-
-    def _ready(self):
-        if self.proc.poll() is not None:
-            raise AssertionError((self.dir / "prometheus.log").read_text())
-        try:
-            return requests.get(self.url + "/-/ready", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def query(self, promql):
-        r = requests.get(self.url + "/api/v1/query", params={"query": promql}, timeout=30)
-        body = r.json()
-        assert body["status"] == "success", (promql, body)
-        return [s["metric"] for s in body["data"]["result"]]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def load(stack):
@@ -112,23 +54,21 @@ def load(stack):
 
 def test_every_panel_returns_the_series_it_promises(make_stack):
     stack = make_stack(workers=1, app_env={"HASHD_COST_MIN": "4"})
-    prom = Prometheus(stack)
+    # test_metrics.py's server, with every rule file (the SLO panels read recorded series).
+    prom = Prometheus(stack, rule_files=RULE_FILES)
     try:
         wait_for(lambda: prom.query('up{job="hashd"} == 1'), 60, "a first scrape")
         load(stack)
         done = time.time()
         # Scraped after the load, and the rules evaluated on it.
-        wait_for(lambda: [m for m in prom.query("timestamp(up)") if m] and all(
-            float(s["value"][1]) > done for s in requests.get(
-                prom.url + "/api/v1/query", params={"query": "timestamp(up)"},
-                timeout=10).json()["data"]["result"]), 60, "a scrape after the load")
+        prom.scraped_after(done)
         wait_for(lambda: prom.query('slo:sli_error:ratio_rate5m{slo="hash-latency"}'), 60,
                  "the SLO rules to be evaluated")
 
         report, problems = [], []
         for title, target in targets():
             expr = concrete(target["expr"])
-            series = prom.query(expr)
+            series = [labels for labels, _ in prom.query(expr)]
             promised = re.findall(r"\{\{\s*(\w+)\s*\}\}", target["legendFormat"])
             shown = sorted({target["legendFormat"].replace("{{", "{").replace("}}", "}")
                            .format(**{k: m.get(k, "?") for k in promised}) for m in series})

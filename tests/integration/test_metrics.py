@@ -42,7 +42,7 @@ FAST_HASHING = {"HASHD_COST_DEFAULT": "4", "HASHD_COST_MIN": "4"}
 class Prometheus:
     """A Prometheus server scraping one stack every second."""
 
-    def __init__(self, stack, nginx_exporter=None):
+    def __init__(self, stack, nginx_exporter=None, rule_files=(RULES,)):
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="hashd-prometheus-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -59,7 +59,7 @@ class Prometheus:
         config = self.dir / "prometheus.yml"
         config.write_text(yaml.safe_dump({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(RULES)],
+            "rule_files": [str(path) for path in rule_files],
             "scrape_configs": scrape,
         }))
         self.log = open(self.dir / "prometheus.log", "wb")
