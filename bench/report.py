@@ -5,7 +5,7 @@ import json
 import os
 
 from procs import cpu_model, git_commit
-from stack import nginx_default
+from stack import app_default, nginx_default
 
 
 def fmt(v, spec=".0f", none="–"):
@@ -104,7 +104,7 @@ def write_report(bench, out_dir, stamp, command):
         lines += engine_limits.markdown(samples)
         lines.append("")
         threads = os.cpu_count()
-        lanes = "engine K=4"  # HASHD_BCRYPT_LANES's default
+        lanes = f"engine K={app_default(bench.tools.fcgi, 'HASHD_BCRYPT_LANES')}"
         against = []
         for r in bench.rows:
             med = engine_limits.medians(samples, r["cost"], threads)

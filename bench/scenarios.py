@@ -24,7 +24,7 @@ import tempfile
 
 from load import loadgen_cmd, run_limit, run_load
 from procs import BenchError, OtherLoad, descendants, log, memory_kib, stop_popen
-from stack import PASSWORD, HashdStack, OriginalStack, Tools
+from stack import PASSWORD, HashdStack, OriginalStack, Tools, app_default
 
 
 def median_run(runs):
@@ -72,16 +72,22 @@ class Bench:
     def connections(self, who):
         """Closed-loop connections: what keeps every worker busy with requests waiting.
 
-        hashd: 4 per hashing thread (P x T x 4), one hashing and three queued: the queue never
-        runs dry while a response travels back and the next request comes in, and three hashes
-        ahead stay under the 1 s deadline up to cost 12 (3 x 0.25 s), so none is refused.
+        hashd: 2 x K per hashing thread (P x T x 2K; K = HASHD_BCRYPT_LANES, 4 by default),
+        one batch of K hashing and K queued: the queue never runs dry while a batch's responses
+        travel back and the next requests come in, so every batch the engine runs is full. With
+        only K per thread, the first request back after a batch finds the thread idle and runs
+        alone (a lone job is not held back to wait for company), and the closed loop measures
+        that, not the engine. K queued behind a batch wait one batch: 4 x 0.25 s / 2.6 at cost
+        12, under the 1 s deadline, so none is refused. With the libxcrypt engine (K = 1) this
+        is the old 4 per thread (one hashing, three queued).
         original: twice its 4 threads (gunicorn queues the rest itself).
         """
         if self.args.connections:
             return self.args.connections
         if who == "original":
             return 8
-        return self.args.processes * self.args.threads * 4
+        lanes = int(app_default(self.tools.fcgi, "HASHD_BCRYPT_LANES"))
+        return self.args.processes * self.args.threads * max(4, 2 * lanes)
 
     def repeat(self, run):
         """run() `repeats` times; the median run (see median_run)."""

@@ -42,6 +42,18 @@ class Tools:
             setattr(self, name, copy)
 
 
+def app_default(fcgi, setting):
+    """A setting's default as the app itself states it (`hashd-fcgi --settings-markdown`, the
+    table docs/settings.md is generated from), so the bench restates none of them."""
+    table = subprocess.run([str(fcgi), "--settings-markdown"], check=True, capture_output=True,
+                           text=True).stdout
+    for line in table.splitlines():
+        cells = [c.strip().strip("`") for c in line.split("|")]
+        if len(cells) > 2 and cells[1] == setting:
+            return cells[2]
+    raise BenchError(f"{fcgi} --settings-markdown states no default for {setting}")
+
+
 class HashdStack(Stack):
     """The local stack with P processes of T hashing threads at a default cost, started.
 
