@@ -191,9 +191,25 @@ TEST(Admission, AnEmptiedQueueHoldsNoWork) {
 TEST(HashTimeModel, CalibrationMeasuresSomethingPlausible) {
     // One cost-6 hash takes between a microsecond and a second on any machine this runs on:
     // a sanity bound on the unit, not a timing assertion.
-    const double unit = HashTimeModel::Calibrate();
+    const double unit = HashTimeModel::Calibrate(
+        [](std::span<const BcryptInput> inputs) { return BcryptCompute(inputs, 1); });
     EXPECT_GT(unit * 64, 1e-6);
     EXPECT_LT(unit * 64, 1.0);
+}
+
+TEST(HashTimeModel, CalibrationTimesTheEngineItIsGiven) {
+    // The seed must time what the hashing threads run (a lone job on the interleaved engine),
+    // not libxcrypt: three lone cost-7 inputs, and the fallback when none succeeds.
+    int calls = 0;
+    const double unit = HashTimeModel::Calibrate([&](std::span<const BcryptInput> inputs) {
+        ++calls;
+        EXPECT_EQ(inputs.size(), 1u);
+        EXPECT_EQ(BcryptSettingCost(inputs.front().setting).value(), 7);
+        return std::vector<Result<std::string>>{
+            Error{ErrorKind::kInternal, "engine_failed", "Injected."}};
+    });
+    EXPECT_EQ(calls, 3);
+    EXPECT_EQ(unit, 1e-4);
 }
 
 TEST(OverloadResponse, CarriesMillisecondsAndWholeSecondsRoundedUp) {

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "hashing/bcrypt_engine.h"
+
 namespace hashd {
 
 using SteadyClock = std::chrono::steady_clock;
@@ -33,9 +35,11 @@ class HashTimeModel {
     // squared relative deviation. Ignores costs outside 4..31 and non-positive times.
     void Record(int cost, double seconds);
 
-    // Times a few bcrypt computations at a low cost in CPU time (so that other work on the
-    // machine cannot inflate it) and returns seconds per 2^cost unit.
-    static double Calibrate();
+    // Times a few lone bcrypt computations at a low cost with `compute` (the engine the
+    // hashing threads use: a lone job on the interleaved engine is not a libxcrypt hash) in
+    // CPU time (so that other work on the machine cannot inflate it) and returns seconds per
+    // 2^cost unit; 1e-4 if no computation succeeded.
+    static double Calibrate(const BatchCompute& compute);
 
     static constexpr double kWeight = 0.2;
 

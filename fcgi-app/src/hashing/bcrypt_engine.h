@@ -28,6 +28,7 @@
 //   one heap buffer per call, wiped with OPENSSL_cleanse before it is freed.
 // - Thread-safe: no global mutable state; each call owns its buffers.
 
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -56,5 +57,10 @@ Result<int> BcryptSettingCost(std::string_view setting);
 // (400 for an invalid input, see above). Inputs of the same cost take about as long together
 // as the slowest group of `lanes` of them.
 std::vector<Result<std::string>> BcryptCompute(std::span<const BcryptInput> inputs, int lanes);
+
+// Computes a batch's inputs together, result i for input i (as BcryptCompute): the shape of
+// the service's bcrypt (RunBcrypt with the process's settings), which the hashing threads run
+// and the start-up timings time.
+using BatchCompute = std::function<std::vector<Result<std::string>>(std::span<const BcryptInput>)>;
 
 }  // namespace hashd

@@ -19,4 +19,8 @@ std::vector<Result<std::string>> RunBcrypt(std::span<const BcryptInput> inputs,
     return results;
 }
 
+BatchCompute ServiceBcrypt(const Config& config) {
+    return [&config](std::span<const BcryptInput> inputs) { return RunBcrypt(inputs, config); };
+}
+
 }  // namespace hashd

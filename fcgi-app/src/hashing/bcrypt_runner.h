@@ -23,4 +23,7 @@ std::vector<Result<std::string>> RunBcrypt(std::span<const BcryptInput> inputs,
 // engine, 1 for libxcrypt.
 int BcryptLanes(const Config& config);
 
+// RunBcrypt bound to `config`, which must outlive the function.
+BatchCompute ServiceBcrypt(const Config& config);
+
 }  // namespace hashd

@@ -41,15 +41,12 @@ class HashJob {
     virtual void Complete(const Result<std::string>& computed, double seconds) = 0;
 };
 
-// Computes a batch's inputs together (RunBcrypt with the process's settings).
-using BatchCompute = std::function<std::vector<Result<std::string>>(std::span<const BcryptInput>)>;
-
 class HashPool {
   public:
     // Starts `workers` threads at once. `deadline` as in AdmissionQueue; `seconds_per_unit`
-    // seeds the hash-time model (HashTimeModel::Calibrate()); `batching` says how many jobs a
-    // thread takes at once and how long batches take (Batching::Measure); `compute` computes
-    // a batch.
+    // seeds the hash-time model (HashTimeModel::Calibrate(compute)); `batching` says how many jobs
+    // a thread takes at once and how long batches take (Batching::Measure); `compute` computes a
+    // batch.
     HashPool(int workers, std::chrono::milliseconds deadline, double seconds_per_unit,
              Batching batching, BatchCompute compute, Metrics& metrics);
     // Drains (see Drain) and joins.

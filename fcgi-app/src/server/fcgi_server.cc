@@ -281,13 +281,11 @@ FcgiServer::FcgiServer(const Services& services, const Logger& logger, int liste
       listen_fd_(listen_fd),
       access_(std::move(access)),
       budget_(services.config.client_work_rate, services.config.client_work_burst),
-      pool_(std::make_unique<HashPool>(
-          services.config.threads, std::chrono::milliseconds(services.config.queue_deadline_ms),
-          HashTimeModel::Calibrate(), Batching::Measure(BcryptLanes(services.config)),
-          [&config = services.config](std::span<const BcryptInput> inputs) {
-              return RunBcrypt(inputs, config);
-          },
-          services.metrics)) {
+      pool_(std::make_unique<HashPool>(services.config.threads,
+                                       std::chrono::milliseconds(services.config.queue_deadline_ms),
+                                       HashTimeModel::Calibrate(ServiceBcrypt(services.config)),
+                                       Batching::Measure(BcryptLanes(services.config)),
+                                       ServiceBcrypt(services.config), services.metrics)) {
     for (int i = 0; i < services_.config.accept_threads; ++i)
         acceptors_.push_back(std::make_unique<Acceptor>());
     // A store call that may wait on I/O hands this process's accept turn on first.
