@@ -31,12 +31,14 @@ import threading
 import time
 
 
-def one_request(args, context, source, method, path, body):
+def one_request(args, context, source, method, path, body, token=None):
     """Returns (status or None, error code or exception name, response body text)."""
     conn = http.client.HTTPSConnection(args.host, args.port, context=context,
                                        timeout=args.timeout, source_address=(source, 0))
     try:
         headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         if args.forwarded_for:
             headers["X-Forwarded-For"] = args.forwarded_for
         conn.request(method, path, body=body, headers=headers)
@@ -61,6 +63,8 @@ def main():
     p.add_argument("--port", type=int, default=443)
     p.add_argument("--cafile", required=True)
     p.add_argument("--sources", default="", help="comma-separated source addresses, used in turn")
+    p.add_argument("--tokens", default="",
+                   help="comma-separated API tokens, token i sent from source i (never printed)")
     p.add_argument("--mode", choices=["hash", "messages", "mixed", "verify"], default="hash")
     p.add_argument("--rate", type=float, default=10.0, help="requests per second")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
@@ -76,6 +80,9 @@ def main():
     # The LB's certificate names localhost and its address; the client dials the address.
     context.check_hostname = False
     sources = [s for s in args.sources.split(",") if s] or ["0.0.0.0"]
+    tokens = [t for t in args.tokens.split(",") if t]
+    if tokens and len(tokens) != len(sources):
+        p.error("--tokens needs one token per source")
 
     plan = []  # (method, path, body, message-or-None)
     if args.mode == "verify":
@@ -103,14 +110,16 @@ def main():
 
     def run(i, method, path, body, message):
         nonlocal ok
-        status, code, text = one_request(args, context, sources[i % len(sources)], method, path, body)
+        source = i % len(sources)
+        token = tokens[source] if tokens else None
+        status, code, text = one_request(args, context, sources[source], method, path, body, token)
         # A read-back checks durability, not capacity: a refusal for load is asked again
         # after its Retry-After (a few times at most), as a well-behaved client would.
         for _ in range(5 if args.mode == "verify" else 0):
             if status != 503 or code not in ("overloaded", "lb_no_backend"):
                 break
             time.sleep(1)
-            status, code, text = one_request(args, context, sources[i % len(sources)], method, path, body)
+            status, code, text = one_request(args, context, sources[source], method, path, body, token)
         t = round(time.monotonic() - start, 2)
         good = False
         if args.mode == "verify":

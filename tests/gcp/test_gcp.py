@@ -219,9 +219,17 @@ def test_site_creates_the_whole_graph(world):
 
     armor = res(s, "global/securityPolicies/hashd-armor")
     rules = {r["priority"]: r for r in armor["rules"]}
-    assert rules[2000]["action"] == "rate_based_ban"
-    assert rules[2000]["rateLimitOptions"]["enforceOnKey"] == "IP"
-    assert "v1/hash" in rules[2000]["match"]["expr"]["expression"]
+    # A tokened request is counted by its token, any other by its address (one rule applies).
+    assert rules[2000]["action"] == rules[2001]["action"] == "rate_based_ban"
+    assert rules[2000]["rateLimitOptions"]["enforceOnKey"] == "HTTP_HEADER"
+    assert rules[2000]["rateLimitOptions"]["enforceOnKeyName"] == "Authorization"
+    assert "startsWith('Bearer hashd_')" in rules[2000]["match"]["expr"]["expression"]
+    assert rules[2001]["rateLimitOptions"]["enforceOnKey"] == "IP"
+    assert "enforceOnKeyName" not in rules[2001]["rateLimitOptions"]
+    for rule in (rules[2000], rules[2001]):
+        assert "v1/hash" in rule["match"]["expr"]["expression"]
+        assert rule["rateLimitOptions"]["rateLimitThreshold"]["count"] == 600
+        assert rule["rateLimitOptions"]["banDurationSec"] == 600
     assert rules[2147483647]["action"] == "allow"
 
     ssl = res(s, "global/sslPolicies/hashd-modern")

@@ -24,7 +24,8 @@ for name in "${members[@]}"; do
     wait_lb "$name" UP 30 >/dev/null && up=$((up + 1))
 done
 status=$(ip netns exec "$client_ns" curl -sS --max-time 10 --cacert "$work/lb.crt" \
-    -H 'Content-Type: application/json' --data-binary '{"password":"through-the-lb"}' \
+    -H 'Content-Type: application/json' -H "Authorization: Bearer ${tokens[0]}" \
+    --data-binary '{"password":"through-the-lb"}' \
     -o "$work/first.json" -w '%{http_code}' "https://$lb_public/v1/hash")
 if [ "$up" -eq 3 ] && [ "$status" = 200 ] && grep -q '"bcrypt"' "$work/first.json"; then
     pass lb-serves "the LB shows vm1..vm3 UP and answers POST /v1/hash from the client namespace"
