@@ -227,7 +227,7 @@ class Bench:
         a saturated VM."""
         if cost not in self.limits:
             self.limits[cost] = self.measure_limit(cost, self.dur(10, 1))
-        limit = self.limits[cost]["rate"]
+        limit = self.overload_limit(cost)["rate"]
         duration = self.dur(self.args.overload_seconds, 3)
         warmup = self.dur(5, 0.5)
         # The smoke run only proves the harness: a generous timeout, so that a busy machine
@@ -253,6 +253,24 @@ class Bench:
                                      f"(statuses {r['statuses']})")
                 rows.append(r)
         return rows
+
+    def overload_limit(self, cost):
+        """What the overload levels are multiples of: the CPU's limit for the engine hashd runs,
+        the interleaved engine's raw rate at K = HASHD_BCRYPT_LANES on every core
+        (bench/engine_limits.py, when it ran at this cost), else libxcrypt's. A batch is what
+        one hashing thread runs at a time: K hashes on the engine, one on libxcrypt."""
+        lanes = int(app_default(self.tools.fcgi, "HASHD_BCRYPT_LANES"))
+        threads = self.limits[cost]["threads"]
+        samples = getattr(self, "engine_limits", None)
+        if samples:
+            import engine_limits
+            med = engine_limits.medians(samples, cost, threads)
+            name = f"engine K={lanes}"
+            if name in med:
+                return {"rate": med[name], "name": f"the interleaved engine's ({name})",
+                        "batch_ms": 1000 * threads * lanes / med[name]}
+        lim = self.limits[cost]
+        return {"rate": lim["rate"], "name": "libxcrypt's", "batch_ms": 1000 * threads / lim["rate"]}
 
     def overload_level(self, app, cost, f, limit, duration, warmup, timeout, arrivals, stack_kw,
                        label, cafile, probe, run):

@@ -212,7 +212,7 @@ def test_site_creates_the_whole_graph(world):
     assert be["healthChecks"] == [link("global/healthChecks/hashd-readyz")]
     assert be["backends"][0]["group"] == link(f"{region}/instanceGroups/hashd")
     assert be["backends"][0]["balancingMode"] == "RATE"
-    assert float(be["backends"][0]["maxRatePerInstance"]) == pytest.approx(4.35 * 4 * 0.8, abs=0.1)
+    assert float(be["backends"][0]["maxRatePerInstance"]) == pytest.approx(6.5 * 4 * 0.8, abs=0.1)
     assert be["connectionDraining"]["drainingTimeoutSec"] == 60
     assert be["logConfig"]["enable"] is True
     assert be["securityPolicy"] == link("global/securityPolicies/hashd-armor")
