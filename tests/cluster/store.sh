@@ -34,7 +34,8 @@ shared_store_checks() {
     t_back=""
     for i in $(seq 1 120); do
         status=$(ip netns exec "$client_ns" curl -s --max-time 5 --cacert "$work/lb.crt" \
-            -H 'Content-Type: application/json' --data-binary "{\"message\":\"probe-$kind-$run_id-$i\"}" \
+            -H 'Content-Type: application/json' -H "Authorization: Bearer ${tokens[0]}" \
+            --data-binary "{\"message\":\"probe-$kind-$run_id-$i\"}" \
             -o /dev/null -w '%{http_code}' "https://$lb_public/messages")
         if [ "$status" = 201 ]; then t_back=$(date +%s.%N); break; fi
         sleep 0.5
@@ -61,7 +62,7 @@ shared_store_checks() {
         fail "$kind-503-store-unavailable" "errors other than 503 store_unavailable (or none at all): $(load_field "store-$kind" 'json.dumps(s["by_kind"])')"
     fi
     ip netns exec "$client_ns" /usr/bin/python3 "$here/load.py" --host "$lb_public" --cafile "$work/lb.crt" \
-        --sources "$load_sources" --mode verify --acked "$work/acked-$kind.txt" >"$work/verify-$kind.json"
+        --sources "$load_sources" --tokens "$load_tokens" --mode verify --acked "$work/acked-$kind.txt" >"$work/verify-$kind.json"
     local acked
     acked=$(wc -l <"$work/acked-$kind.txt")
     figure "$kind: $acked messages acknowledged with 201 before, during and after; $(load_field "verify-$kind" 's["ok"]') read back"
