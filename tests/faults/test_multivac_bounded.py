@@ -62,23 +62,22 @@ def test_processed_data_are_not_kept_and_the_store_stays_bounded(make_stack, sto
     stack = make_stack(processes=2, app_env={
         "HASHD_STORE": store.url(), "HASHD_MULTIVAC_MAX_QUEUED": str(BOUND)})
     inspector = Inspector(store)
-    worker = Worker(stack).start()
     sizes = []
-    try:
-        for r in range(ROUNDS):
-            worker.stop()  # a full backlog first, as when the worker was down
-            for i in range(r * BOUND, (r + 1) * BOUND):
-                assert post_datum(stack, datum(i)).status_code == 200
-            worker = Worker(stack, f"round-{r}").start()
+    for r in range(ROUNDS):
+        # A full backlog first, as when the worker was down, then a worker drains it.
+        for i in range(r * BOUND, (r + 1) * BOUND):
+            assert post_datum(stack, datum(i)).status_code == 200
+        worker = Worker(stack, f"round-{r}").start()
+        try:
             wait_for(lambda: inspector.depth() == 0, 120, "the worker to drain the backlog")
-            kept = inspector.kept()
-            sizes.append(footprint(store))
-            assert kept == 0, f"round {r}: the store keeps {kept} processed data"
-            assert answer(stack) == datum(0).encode()
-        wait_for(lambda: metric(stack, "hashd_worker_processed_total") == BOUND, 30,
-                 "the last worker's counter")
-    finally:
-        worker.stop()
+            wait_for(lambda: metric(stack, "hashd_worker_processed_total") == (r + 1) * BOUND,
+                     30, "the worker's counter")
+        finally:
+            worker.stop()
+        kept = inspector.kept()
+        sizes.append(footprint(store))
+        assert kept == 0, f"round {r}: the store keeps {kept} processed data"
+        assert answer(stack) == datum(0).encode()
     assert metric(stack, "hashd_multivac_queue_depth") == 0
     counts.add("backend", store.name)
     counts.add("processed", ROUNDS * BOUND)
@@ -113,7 +112,7 @@ def seed_legacy(store):
                   "x" * DATUM_BYTES, first)
     else:
         assert store.psql(
-            "CREATE TABLE hashd_multivac_processed (id bigint PRIMARY KEY, data bytea NOT NULL,"
+            "CREATE TABLE IF NOT EXISTS hashd_multivac_processed (id bigint PRIMARY KEY, data bytea NOT NULL,"
             " processed_at timestamptz NOT NULL DEFAULT clock_timestamp());"
             f" INSERT INTO hashd_multivac_processed (id, data) SELECT i, convert_to(repeat('x',"
             f" {DATUM_BYTES}), 'UTF8') FROM generate_series(1, {LEGACY}) AS i;"

@@ -12,8 +12,9 @@
 //
 // Durability is the message store's: default sync mode, a commit is on disk before Enqueue
 // returns (survives kill -9 and power loss). Claim does not write: it reads the oldest key.
-// Complete writes "first" if absent and deletes the queue entry in one write transaction, so a consumer killed before that commit leaves the datum queued, and a datum
-// completed twice (two consumers on one VM) changes nothing the second time. There is no
+// Complete writes "first" if absent and deletes the queue entry in one write transaction, so
+// a consumer killed before that commit leaves the datum queued, and a datum completed twice
+// (two consumers on one VM) changes nothing the second time. There is no
 // lease to expire and nothing for Recover() to do. LMDB lives on one VM: one hashd-worker per
 // VM consumes it; the queue is not shared between VMs (use Redis or PostgreSQL for that).
 //

@@ -18,20 +18,21 @@
 // statements, which are per server session: behind PgBouncer in transaction mode (before 1.21)
 // a session's next transaction may run on another server connection, where a named statement
 // does not exist or another session's already does. Parsing our few short statements each
-// time costs nothing measurable (docs/persistence.md). Every step (connect, each query) uses libpq's non-blocking API bounded by
-// HASHD_STORE_TIMEOUT_MS on the client side (a hung server or lost network cannot hold a
-// worker thread), and statement_timeout is set to the same value on the server side. A
-// connection that fails is dropped; a request on a connection that went stale (server
-// restarted) reconnects and retries once, since both statements are idempotent; a failed
-// connect backs off (Backoff), and requests meanwhile answer 503 with Retry-After at once.
+// time costs nothing measurable (docs/persistence.md). Every step (connect, each query) uses
+// libpq's non-blocking API bounded by HASHD_STORE_TIMEOUT_MS on the client side (a hung
+// server or lost network cannot hold a worker thread), and statement_timeout is set to the same
+// value on the server side. A connection that fails is dropped; a request on a connection that went
+// stale (server restarted) reconnects and retries once, since both statements are idempotent; a
+// failed connect backs off (Backoff), and requests meanwhile answer 503 with Retry-After at once.
 
 // The MultiVAC queue (DataQueue, store/postgres_queue.cc) is two more tables created the same
 // way: hashd_multivac_queue (id bigserial, data bytea, enqueued_at), consumed with
 // SELECT ... ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED inside a transaction that stays open
 // while the consumer works; Complete deletes the row, records the datum in
 // hashd_multivac_first (one row at most) with ON CONFLICT DO NOTHING, and commits. Nothing else
-// of a processed datum is kept (hashd 0.1.0's hashd_multivac_processed is pruned in batches). A consumer that dies mid-way loses its connection, so
-// the server rolls the transaction back and the row is free again: no lease, no recovery job.
+// of a processed datum is kept (hashd 0.1.0's hashd_multivac_processed is pruned in batches). A
+// consumer that dies mid-way loses its connection, so the server rolls the transaction back and the
+// row is free again: no lease, no recovery job.
 
 #include <libpq-fe.h>
 
