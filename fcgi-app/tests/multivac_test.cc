@@ -152,6 +152,62 @@ TEST_F(LmdbQueueTest, ClaimsInArrivalOrderAndCompletesIdempotently) {
     EXPECT_FALSE(none.value());
 }
 
+// What hashd 0.1.0 left: `count` processed data in a "processed" database of the queue's env.
+void WriteLegacyProcessed(const std::string& directory, int count) {
+    MDB_env* env = nullptr;
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 3);
+    mdb_env_set_mapsize(env, std::size_t{1} << 22);
+    ASSERT_EQ(mdb_env_open(env, directory.c_str(), MDB_NOTLS, 0600), 0);
+    MDB_txn* txn = nullptr;
+    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+    MDB_dbi dbi = 0;
+    ASSERT_EQ(mdb_dbi_open(txn, "processed", MDB_CREATE, &dbi), 0);
+    const std::string datum(100, 'x');
+    for (int i = 1; i <= count; ++i) {
+        std::string id = std::to_string(i);
+        MDB_val key{id.size(), id.data()};
+        MDB_val value{datum.size(), const_cast<char*>(datum.data())};
+        ASSERT_EQ(mdb_put(txn, dbi, &key, &value, 0), 0);
+    }
+    ASSERT_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+TEST_F(LmdbQueueTest, KeepsNoProcessedDataAndPrunesWhatAnOlderVersionKeptInBatches) {
+    {
+        auto queue = Open();  // creates the env as this version does
+        ASSERT_TRUE(queue);
+        EXPECT_EQ(queue->PruneProcessed().value(), 0);  // a new store has nothing to prune
+    }
+    const int legacy = 2 * static_cast<int>(DataQueue::kPruneBatch) + 500;
+    WriteLegacyProcessed(dir_.path() + "/multivac", legacy);
+    auto queue = Open();
+    ASSERT_TRUE(queue);
+    ASSERT_TRUE(queue->Enqueue("new").ok());
+    auto datum = queue->Claim(std::chrono::milliseconds(0));
+    ASSERT_TRUE(datum.ok() && datum.value());
+    ASSERT_TRUE(queue->Complete(*datum.value()).ok());
+    EXPECT_EQ(queue->PruneProcessed().value(), DataQueue::kPruneBatch);
+    EXPECT_EQ(queue->PruneProcessed().value(), DataQueue::kPruneBatch);
+    EXPECT_EQ(queue->PruneProcessed().value(), 500);  // the rest, and the database dropped
+    EXPECT_EQ(queue->PruneProcessed().value(), 0);
+    EXPECT_EQ(queue->First().value(), std::optional<std::string>("new"));
+    queue.reset();
+    // Dropped: a reopened queue finds no "processed" database at all.
+    MDB_env* env = nullptr;
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 3);
+    ASSERT_EQ(mdb_env_open(env, (dir_.path() + "/multivac").c_str(), MDB_RDONLY | MDB_NOTLS, 0600),
+              0);
+    MDB_txn* txn = nullptr;
+    ASSERT_EQ(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn), 0);
+    MDB_dbi dbi = 0;
+    EXPECT_EQ(mdb_dbi_open(txn, "processed", 0, &dbi), MDB_NOTFOUND);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
 TEST_F(LmdbQueueTest, SurvivesReopenAndNeverReusesIds) {
     {
         auto queue = Open();

@@ -45,10 +45,12 @@ def test_a_full_queue_refuses_with_503_and_loses_nothing_acknowledged(make_stack
         started = time.monotonic()
         wait_for(lambda: inspector.depth() == 0, 60, "the worker to drain the queue")
         counts.add("drained_s", round(time.monotonic() - started, 1))
-        processed = {v.decode() if isinstance(v, bytes) else v
-                     for v in inspector.processed().values()}
-        lost = set(acknowledged) - processed
+        # Ids are handed out in order from 1 on this fresh store: each acknowledged datum's id is
+        # in the worker's log (its content is not kept: issue 21 finding 3).
+        lost = {str(i) for i in range(1, len(acknowledged) + 1)} - worker.ids()
         counts.add("lost", len(lost))
+        counts.add("kept_processed", inspector.kept())
+        assert inspector.kept() == 0
         assert not lost, sorted(lost)
         # Room again.
         assert post_datum(stack, "after the drain").status_code == 200

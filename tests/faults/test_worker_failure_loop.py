@@ -1,6 +1,6 @@
 """Issue 21 finding 2: hashd-worker when completing a datum keeps failing.
 
-The store refuses the completion (PostgreSQL: a trigger on hashd_multivac_processed raising
+The store refuses the completion (PostgreSQL: a trigger on hashd_multivac_first raising
 SQLSTATE 53100 disk_full, which is exactly what a full disk answers the INSERT), while claims
 still succeed: the worst case, because the same head datum is claimed again at once. Before
 the fix the worker spun: a claim and a failed completion back to back, three log lines a turn,
@@ -27,7 +27,7 @@ FAIL = """
 CREATE OR REPLACE FUNCTION hashd_test_disk_full() RETURNS trigger AS $$
 BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100';
 END $$ LANGUAGE plpgsql;
-CREATE TRIGGER hashd_test_disk_full BEFORE INSERT ON hashd_multivac_processed
+CREATE TRIGGER hashd_test_disk_full BEFORE INSERT ON hashd_multivac_first
 FOR EACH ROW EXECUTE FUNCTION hashd_test_disk_full();
 """
 
@@ -76,7 +76,7 @@ def test_failing_completion_backs_off_with_bounded_logs_and_recovers(make_stack,
             assert failed <= 10, f"{failed} completions in {WINDOW_S} s: no back-off"
             assert streak is not None and streak >= 1
 
-            store.psql("DROP TRIGGER hashd_test_disk_full ON hashd_multivac_processed")
+            store.psql("DROP TRIGGER hashd_test_disk_full ON hashd_multivac_first")
             fixed_at = time.monotonic()
             wait_for(lambda: answer(stack) != b"INSUFFICIENT DATA FOR MEANINGFUL ANSWER.", 60,
                      "the datum to be processed once the store accepts it")

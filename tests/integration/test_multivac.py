@@ -11,7 +11,9 @@ Each test starts its own store server (store_servers.py) and its own stack, and 
 by PID. The stacks run no worker of their own (workers=0) except where run-local's
 supervision is what is tested: the tests start, stop and kill hashd-worker themselves
 (Worker below), with its log in the stack's log directory so assert_not_logged sees it.
-What "processed exactly once in effect" means is read from the store itself (Inspector).
+What a datum's processing leaves is read from the store itself (Inspector): the first datum,
+nothing of the others (issue 21 finding 3), and which data were processed from the workers'
+logs (their ids).
 """
 
 import concurrent.futures
@@ -67,8 +69,12 @@ class Worker:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(60)
 
+    def ids(self):
+        """The ids of the data this worker's log says it processed."""
+        return {line.split('"DATUM_ID":"', 1)[1].split('"', 1)[0] for line in self.processed()}
+
     def processed(self):
-        """Data this worker's log says it processed (ids)."""
+        """Data this worker's log says it processed (its log lines)."""
         if not self.log.exists():
             return []
         return [line for line in self.log.read_text().splitlines() if '"datum processed"' in line]
@@ -80,19 +86,17 @@ class Inspector:
     def __init__(self, store):
         self.store = store
 
-    def processed(self):
-        """{id: datum} of every processed datum."""
+    def kept(self):
+        """How many processed data the store keeps besides the first: none since issue 21
+        finding 3 (hashd 0.1.0 kept every one, in the places counted here)."""
         kind = self.store.name
         if kind == "lmdb":
-            return self._lmdb_dump("processed")
+            return len(self._lmdb_dump("processed"))
         if kind == "redis":
-            out = self.store.cli("--no-raw", "HGETALL", "hashd:multivac:processed")
-            lines = [line.split(") ", 1)[1] for line in out.splitlines() if ") " in line]
-            values = [line.strip('"') for line in lines]
-            return dict(zip(values[0::2], values[1::2]))
-        rows = self.store.psql("SELECT id || ' ' || convert_from(data, 'UTF8') "
-                               "FROM hashd_multivac_processed")
-        return dict(line.split(" ", 1) for line in rows.splitlines() if line)
+            return int(self.store.cli("HLEN", "hashd:multivac:processed"))
+        if self.store.psql("SELECT 1 WHERE to_regclass('hashd_multivac_processed') IS NOT NULL"):
+            return int(self.store.psql("SELECT count(*) FROM hashd_multivac_processed"))
+        return 0
 
     def depth(self):
         kind = self.store.name
@@ -106,7 +110,11 @@ class Inspector:
 
     def _lmdb_dump(self, database):
         result = subprocess.run(["mdb_dump", "-s", database, str(self.store.path / "multivac")],
-                                stdout=subprocess.PIPE, check=True, timeout=30, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
+                                text=True)
+        if result.returncode != 0 and "MDB_NOTFOUND" in result.stderr:
+            return {}  # no such database (any more)
+        result.check_returncode()
         body = result.stdout.split("HEADER=END\n", 1)[1].split("DATA=END", 1)[0]
         cells = [bytes.fromhex(line.strip()) for line in body.splitlines()]
         return {key.hex() if database == "queue" else key.decode(): value
@@ -173,8 +181,8 @@ def test_api_bodies_insufficient_until_a_worker_runs_then_the_first_datum_foreve
     wait_for(lambda: answer(stack) != INSUFFICIENT, PROCESS_TIMEOUT_S, "the first datum")
     assert answer(stack) == first.encode()
     wait_for(lambda: Inspector(store).depth() == 0, PROCESS_TIMEOUT_S, "an empty queue")
-    assert set(Inspector(store).processed().values()) in ({first, second},
-                                                          {first.encode(), second.encode()})
+    assert worker.ids() == {"1", "2"}
+    assert Inspector(store).kept() == 0, "nothing but the first datum is kept"
     # Later data and a restarted worker never change the answer.
     post_datum(stack, "a later datum 0d4e")
     worker.stop()
@@ -206,7 +214,7 @@ def test_api_bodies_insufficient_until_a_worker_runs_then_the_first_datum_foreve
 def test_kill_9_of_the_worker_mid_backlog_loses_and_duplicates_nothing(make_stack, store):
     stack = make_stack(processes=2, app_env=app_env(store), nginx=UNLIMITED_NGINX)
     inspector = Inspector(store)
-    data = []
+    data, workers = [], []
     # The kill must land mid-backlog. How fast a worker drains depends on the backend and the
     # machine (LMDB on a quiet tmpfs does thousands a second), so a backlog that was gone
     # before the kill is tried again, bigger: three attempts at most, each asserted.
@@ -216,10 +224,11 @@ def test_kill_9_of_the_worker_mid_backlog_loses_and_duplicates_nothing(make_stac
         data += batch
         assert inspector.depth() == size
         worker = Worker(stack, f"killed-{attempt}").start()
+        workers.append(worker)
         wait_for(lambda: len(worker.processed()) >= 1, PROCESS_TIMEOUT_S, "a datum processed",
                  interval=0.001)
         worker.kill()
-        if len(inspector.processed()) < len(data):
+        if inspector.depth() > 0:
             break
     else:
         pytest.fail("the backlog was gone before every kill: nothing was tested")
@@ -229,9 +238,14 @@ def test_kill_9_of_the_worker_mid_backlog_loses_and_duplicates_nothing(make_stac
     survivor = Worker(stack, "survivor").start()
     wait_for(lambda: inspector.depth() == 0, PROCESS_TIMEOUT_S + RECOVERY_TIMEOUT_S,
              "the backlog to be processed")
-    processed = inspector.processed()
-    values = sorted(v.decode() if isinstance(v, bytes) else v for v in processed.values())
-    assert values == sorted(data), "every datum processed, none twice"
+    # Every datum processed (a worker's log line follows its completion, so a datum completed
+    # just before a kill may miss its line: at most one per kill); nothing else kept.
+    workers.append(survivor)
+    ids = set().union(*(w.ids() for w in workers))
+    every = {str(i) for i in range(1, len(data) + 1)}
+    assert ids <= every
+    assert len(every - ids) <= len(workers) - 1, sorted(every - ids, key=int)[:20]
+    assert inspector.kept() == 0
     first = answer(stack)
     assert first.decode() in data
     survivor.stop()
@@ -246,14 +260,12 @@ def test_100_concurrent_posts_are_processed_exactly_once_by_two_workers(make_sta
     data = [f"concurrent datum {i:03d}" for i in range(100)]
     post_concurrently(stack, data)
     inspector = Inspector(store)
-    wait_for(lambda: inspector.depth() == 0 and len(inspector.processed()) == len(data),
+    every = {str(i) for i in range(1, len(data) + 1)}
+    wait_for(lambda: inspector.depth() == 0 and set().union(*(w.ids() for w in workers)) == every,
              PROCESS_TIMEOUT_S, "100 data processed")
     for worker in workers:
         worker.stop()
-    processed = inspector.processed()
-    assert len(processed) == len(data)
-    values = sorted(v.decode() if isinstance(v, bytes) else v for v in processed.values())
-    assert values == sorted(data)
+    assert inspector.kept() == 0
     assert answer(stack).decode() in data
     stack.assert_not_logged(*data)
 

@@ -9,9 +9,14 @@
 //   PostgreSQL  a table consumed with SELECT ... FOR UPDATE SKIP LOCKED, the row deleted in
 //               the transaction that records the result.
 //
-// Processing a datum means recording it: "processed" (keyed by its id) and, if no datum was
-// processed before, "first" (set-if-absent). Both writes are idempotent and happen in the
-// same atomic step as the removal of the datum from the queue (Complete), so:
+// Processing a datum means recording it as "first" if no datum was processed before
+// (set-if-absent), in the same atomic step as its removal from the queue (Complete). Nothing
+// else of a processed datum is kept: the API serves only the first datum, and its counts are
+// the queue's depth (queued data) and hashd-worker's own counter (hashd_worker_processed_total).
+// So the store holds at most the backlog bound (SetMaxQueued) plus one datum, however many
+// were processed (issue 21, finding 3: every processed datum used to be kept forever, until
+// the disk was full). Older versions kept each one ("processed"); PruneProcessed removes what
+// they left, in bounded batches. As before:
 //   - delivery is at least once: a consumer killed at any point before Complete leaves the
 //     datum queued (or claimed by a dead consumer, which Recover() puts back);
 //   - the effect is exactly once: a datum completed twice (redelivered after a crash, or
@@ -65,6 +70,13 @@ class DataQueue {
     // renews this consumer's liveness. A no-op where the store does it by itself (LMDB,
     // PostgreSQL). Consumers call it every few seconds.
     virtual Status Recover() = 0;
+
+    // Deletes up to kPruneBatch of the processed data that hashd 0.1.0 and earlier kept (one
+    // bounded transaction or script each), returning how many it deleted; 0 once none is left
+    // (and on a store that never had any). hashd-worker calls it in each Recover turn, so an
+    // upgraded store shrinks in the background without one giant transaction.
+    static constexpr std::int64_t kPruneBatch = 1000;
+    virtual Result<std::int64_t> PruneProcessed() { return std::int64_t{0}; }
 
     // The first datum ever processed, or nullopt while none has been.
     virtual Result<std::optional<std::string>> First() = 0;

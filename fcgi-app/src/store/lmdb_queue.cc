@@ -54,12 +54,15 @@ Result<std::unique_ptr<LmdbQueue>> LmdbQueue::Open(const std::string& directory,
     if (int rc = txn.Begin(env.value()->get(), 0); rc != 0)
         return env.value()->OpenError("first transaction", rc);
     Dbis dbis;
-    for (auto [name, dbi] :
-         {std::pair{"queue", &dbis.queue}, std::pair{"processed", &dbis.processed},
-          std::pair{"meta", &dbis.meta}}) {
+    for (auto [name, dbi] : {std::pair{"queue", &dbis.queue}, std::pair{"meta", &dbis.meta}}) {
         if (int rc = mdb_dbi_open(txn.get(), name, MDB_CREATE, dbi); rc != 0)
             return env.value()->OpenError(name, rc);
     }
+    MDB_dbi processed = 0;
+    if (int rc = mdb_dbi_open(txn.get(), "processed", 0, &processed); rc == 0)
+        dbis.processed = processed;
+    else if (rc != MDB_NOTFOUND)
+        return env.value()->OpenError("processed", rc);
     if (int rc = txn.Commit(); rc != 0) return env.value()->OpenError("creating databases", rc);
     return std::unique_ptr<LmdbQueue>(new LmdbQueue(std::move(env).value(), dbis));
 }
@@ -132,13 +135,9 @@ Status LmdbQueue::Complete(const Datum& datum) {
     std::shared_lock<std::shared_mutex> lock;
     LmdbTxn txn;
     if (int rc = env_->Begin(txn, 0, lock); rc != 0) return env_->Failure(rc);
-    MDB_val id = Val(datum.id), data = Val(datum.data);
     MDB_val first_key = Val(kFirstKey), first = Val(datum.data);
     MDB_val queue_key = Val(datum.receipt);
-    // Each write is "if absent": a second Complete of the same datum finds all three done.
-    if (int rc = mdb_put(txn.get(), dbis_.processed, &id, &data, MDB_NOOVERWRITE);
-        rc != 0 && rc != MDB_KEYEXIST)
-        return env_->Failure(rc);
+    // Both writes are "if absent": a second Complete of the same datum finds them done.
     if (int rc = mdb_put(txn.get(), dbis_.meta, &first_key, &first, MDB_NOOVERWRITE);
         rc != 0 && rc != MDB_KEYEXIST)
         return env_->Failure(rc);
@@ -147,6 +146,35 @@ Status LmdbQueue::Complete(const Datum& datum) {
         return env_->Failure(rc);
     if (int rc = txn.Commit(); rc != 0) return env_->Failure(rc);
     return Ok{};
+}
+
+Result<std::int64_t> LmdbQueue::PruneProcessed() {
+    std::unique_lock<std::mutex> pruning(prune_mutex_);
+    if (!dbis_.processed) return std::int64_t{0};
+    std::shared_lock<std::shared_mutex> lock;
+    LmdbTxn txn;
+    if (int rc = env_->Begin(txn, 0, lock); rc != 0) return env_->Failure(rc);
+    MDB_cursor* cursor = nullptr;
+    if (int rc = mdb_cursor_open(txn.get(), *dbis_.processed, &cursor); rc != 0)
+        return env_->Failure(rc);
+    std::int64_t deleted = 0;
+    MDB_val key{}, value{};
+    int rc = 0;
+    while (deleted < kPruneBatch && (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)) == 0) {
+        if ((rc = mdb_cursor_del(cursor, 0)) != 0) break;
+        ++deleted;
+    }
+    mdb_cursor_close(cursor);
+    if (rc != 0 && rc != MDB_NOTFOUND) return env_->Failure(rc);
+    // Empty: drop the database itself, so that no later start looks for it again.
+    const bool empty = deleted < kPruneBatch;
+    if (empty) {
+        if (int dropped = mdb_drop(txn.get(), *dbis_.processed, 1); dropped != 0)
+            return env_->Failure(dropped);
+    }
+    if (int committed = txn.Commit(); committed != 0) return env_->Failure(committed);
+    if (empty) dbis_.processed.reset();
+    return deleted;
 }
 
 Result<std::optional<std::string>> LmdbQueue::First() {

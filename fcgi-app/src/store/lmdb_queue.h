@@ -1,18 +1,20 @@
 #pragma once
 // The MultiVAC queue of the LMDB backend: its own LMDB environment in <messages dir>/multivac
 // (so the message database keeps only messages, and a backup of either is one mdb_copy),
-// with three named databases:
+// with two named databases:
 //   queue      8-byte big-endian sequence number -> 8-byte enqueue time + the datum; keys
 //              sort in arrival order, so the first key is the oldest datum;
-//   processed  decimal id -> the datum, written once per id (MDB_NOOVERWRITE);
 //   meta       "seq" -> the last sequence number handed out (ids are never reused, even once
 //              the queue is empty); "first" -> the first processed datum (MDB_NOOVERWRITE).
+// hashd 0.1.0 also kept every processed datum in a third, "processed" (decimal id -> datum);
+// PruneProcessed empties it in batches and then drops it. Pages freed by deletions are reused,
+// so the file stays about the size of the largest backlog (HASHD_MULTIVAC_MAX_QUEUED data).
 //
 // Durability is the message store's: default sync mode, a commit is on disk before Enqueue
 // returns (survives kill -9 and power loss). Claim does not write: it reads the oldest key.
-// Complete writes "processed", "first" if absent, and deletes the queue entry in one write
-// transaction, so a consumer killed before that commit leaves the datum queued, and a datum
-// completed twice (two consumers on one VM) changes nothing the second time. There is no
+// Complete writes "first" if absent and deletes the queue entry in one write transaction, so
+// a consumer killed before that commit leaves the datum queued, and a datum completed twice
+// (two consumers on one VM) changes nothing the second time. There is no
 // lease to expire and nothing for Recover() to do. LMDB lives on one VM: one hashd-worker per
 // VM consumes it; the queue is not shared between VMs (use Redis or PostgreSQL for that).
 //
@@ -23,6 +25,8 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 
@@ -44,12 +48,14 @@ class LmdbQueue final : public DataQueue {
     Result<std::optional<Datum>> Claim(std::chrono::milliseconds wait) override;
     Status Complete(const Datum& datum) override;
     Status Recover() override { return Ok{}; }
+    Result<std::int64_t> PruneProcessed() override;
     Result<std::optional<std::string>> First() override;
     Result<QueueStats> Stats() override;
 
   private:
     struct Dbis {
-        MDB_dbi queue = 0, processed = 0, meta = 0;
+        MDB_dbi queue = 0, meta = 0;
+        std::optional<MDB_dbi> processed;  // hashd 0.1.0's, until pruned
     };
 
     LmdbQueue(std::unique_ptr<LmdbEnv> env, Dbis dbis) : env_(std::move(env)), dbis_(dbis) {}
@@ -58,6 +64,7 @@ class LmdbQueue final : public DataQueue {
 
     std::unique_ptr<LmdbEnv> env_;
     Dbis dbis_;
+    std::mutex prune_mutex_;  // guards dbis_.processed
 };
 
 }  // namespace hashd

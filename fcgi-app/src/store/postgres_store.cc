@@ -16,11 +16,9 @@ constexpr const char* kCreateTable =
     " digest text PRIMARY KEY,"
     " message bytea NOT NULL,"
     " created_at timestamptz NOT NULL DEFAULT now())";
-constexpr const char* kPutName = "hashd_put";
 constexpr const char* kPut =
     "INSERT INTO hashd_messages (digest, message) VALUES ($1, $2) "
     "ON CONFLICT (digest) DO NOTHING";
-constexpr const char* kGetName = "hashd_get";
 constexpr const char* kGet = "SELECT message FROM hashd_messages WHERE digest = $1";
 
 using Clock = std::chrono::steady_clock;
@@ -145,15 +143,7 @@ Status PostgresStore::Connect(Connection& connection) {
         });
         if (!exists.ok() || PQntuples(exists.value().get()) == 0) return fail();
     }
-    // (A pair, not a structured binding: clang 14, which builds the fuzz targets, cannot
-    // capture bindings in a lambda.)
-    for (const auto& statement : {std::pair{kPutName, kPut}, std::pair{kGetName, kGet}}) {
-        auto prepare = [&](PGconn* c) {
-            return PQsendPrepare(c, statement.first, statement.second, 0, nullptr);
-        };
-        if (!Exec(conn, prepare).ok()) return fail();
-    }
-    if (!PrepareQueue(conn)) return fail();
+    if (!CreateQueueTables(conn)) return fail();
     return Ok{};
 }
 
@@ -195,7 +185,7 @@ Status PostgresStore::Put(std::string_view digest, std::string_view message) {
         const char* values[] = {key.c_str(), message.empty() ? "" : message.data()};
         const int lengths[] = {0, static_cast<int>(message.size())};
         const int formats[] = {0, 1};  // digest as text, message as raw bytea
-        return PQsendQueryPrepared(c, kPutName, 2, values, lengths, formats, 0);
+        return PQsendQueryParams(c, kPut, 2, nullptr, values, lengths, formats, 0);
     });
     if (!result.ok()) return result.error();
     return Ok{};
@@ -205,7 +195,7 @@ Result<std::optional<std::string>> PostgresStore::Get(std::string_view digest) {
     const std::string key(digest);
     auto result = Run([&](PGconn* c) {
         const char* values[] = {key.c_str()};
-        return PQsendQueryPrepared(c, kGetName, 1, values, nullptr, nullptr, /*binary=*/1);
+        return PQsendQueryParams(c, kGet, 1, nullptr, values, nullptr, nullptr, /*binary=*/1);
     });
     if (!result.ok()) return result.error();
     const PGresult* rows = result.value().get();

@@ -13,24 +13,30 @@
 // database host. An operator who sets synchronous_commit=off trades the last few hundred
 // milliseconds of acknowledged messages for throughput.
 //
-// Connections: one per worker thread (PerThread), opened lazily, each with the statements
-// prepared once. Every step (connect, each query) uses libpq's non-blocking API bounded by
-// HASHD_STORE_TIMEOUT_MS on the client side (a hung server or lost network cannot hold a
-// worker thread), and statement_timeout is set to the same value on the server side. A
-// connection that fails is dropped; a request on a connection that went stale (server
-// restarted) reconnects and retries once, since both statements are idempotent; a failed
-// connect backs off (Backoff), and requests meanwhile answer 503 with Retry-After at once.
+// Connections: one per worker thread (PerThread), opened lazily. Statements are unnamed
+// (PQsendQueryParams: parse, bind and execute in one round trip), never named prepared
+// statements, which are per server session: behind PgBouncer in transaction mode (before 1.21)
+// a session's next transaction may run on another server connection, where a named statement
+// does not exist or another session's already does. Parsing our few short statements each
+// time costs nothing measurable (docs/persistence.md). Every step (connect, each query) uses
+// libpq's non-blocking API bounded by HASHD_STORE_TIMEOUT_MS on the client side (a hung
+// server or lost network cannot hold a worker thread), and statement_timeout is set to the same
+// value on the server side. A connection that fails is dropped; a request on a connection that went
+// stale (server restarted) reconnects and retries once, since both statements are idempotent; a
+// failed connect backs off (Backoff), and requests meanwhile answer 503 with Retry-After at once.
 
-// The MultiVAC queue (DataQueue, store/postgres_queue.cc) is three more tables created the same
+// The MultiVAC queue (DataQueue, store/postgres_queue.cc) is two more tables created the same
 // way: hashd_multivac_queue (id bigserial, data bytea, enqueued_at), consumed with
 // SELECT ... ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED inside a transaction that stays open
-// while the consumer works; Complete deletes the row and records the datum in
-// hashd_multivac_processed (id primary key) and hashd_multivac_first (one row at most), with
-// ON CONFLICT DO NOTHING, and commits. A consumer that dies mid-way loses its connection, so
-// the server rolls the transaction back and the row is free again: no lease, no recovery job.
+// while the consumer works; Complete deletes the row, records the datum in
+// hashd_multivac_first (one row at most) with ON CONFLICT DO NOTHING, and commits. Nothing else
+// of a processed datum is kept (hashd 0.1.0's hashd_multivac_processed is pruned in batches). A
+// consumer that dies mid-way loses its connection, so the server rolls the transaction back and the
+// row is free again: no lease, no recovery job.
 
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -62,6 +68,7 @@ class PostgresStore final : public MessageStore, public DataQueue {
     Result<std::optional<Datum>> Claim(std::chrono::milliseconds wait) override;
     Status Complete(const Datum& datum) override;
     Status Recover() override { return Ok{}; }
+    Result<std::int64_t> PruneProcessed() override;
     Result<std::optional<std::string>> First() override;
     Result<QueueStats> Stats() override;
 
@@ -84,9 +91,8 @@ class PostgresStore final : public MessageStore, public DataQueue {
     PostgresStore(std::string url, std::chrono::milliseconds timeout)
         : url_(std::move(url)), timeout_(timeout) {}
     Status Connect(Connection& connection);
-    // Creates the queue's tables if absent and prepares its statements on `conn` (false on
-    // failure); part of Connect.
-    bool PrepareQueue(PGconn* conn);
+    // Creates the queue's tables if absent on `conn` (false on failure); part of Connect.
+    bool CreateQueueTables(PGconn* conn);
     Result<ResultPtr> Exec(PGconn* conn, const Send& send);
     // Runs `send` on this thread's connection with reconnect, retry and backoff.
     Result<ResultPtr> Run(const Send& send);
@@ -94,6 +100,7 @@ class PostgresStore final : public MessageStore, public DataQueue {
     std::string url_;
     std::chrono::milliseconds timeout_;
     PerThread<Connection> connections_;
+    std::atomic<bool> legacy_absent_{false};  // no hashd_multivac_processed left to prune
 };
 
 }  // namespace hashd

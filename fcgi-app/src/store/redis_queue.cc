@@ -10,7 +10,7 @@ namespace {
 
 constexpr std::string_view kQueue = "hashd:multivac:queue";
 constexpr std::string_view kSeq = "hashd:multivac:seq";
-constexpr std::string_view kProcessed = "hashd:multivac:processed";
+constexpr std::string_view kProcessed = "hashd:multivac:processed";  // hashd 0.1.0's
 constexpr std::string_view kFirst = "hashd:multivac:first";
 constexpr std::string_view kConsumers = "hashd:multivac:consumers";
 
@@ -29,13 +29,20 @@ local id = redis.call('INCR', KEYS[1])
 redis.call('LPUSH', KEYS[2], id .. ':' .. ARGV[1] .. ':' .. ARGV[2])
 return id)";
 
-// Records the datum and releases its claim atomically; every write is "if absent", so a
-// second run (a redelivered datum) changes nothing.
+// Records the datum as the first if none is, and releases its claim, atomically; a second
+// run (a redelivered datum) changes nothing.
 constexpr std::string_view kCompleteScript = R"(
-redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[2], 'NX')
-redis.call('LREM', KEYS[3], 1, ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+redis.call('LREM', KEYS[2], 1, ARGV[2])
 return 1)";
+
+// One bounded batch of hashd 0.1.0's processed data (the hash kProcessed): field names only
+// (HRANDFIELD without values, so a batch of 64 KiB data is not copied), deleted in the same
+// script. Redis deletes the key with its last field.
+constexpr std::string_view kPruneScript = R"(
+local fields = redis.call('HRANDFIELD', KEYS[1], ARGV[1])
+if #fields > 0 then redis.call('HDEL', KEYS[1], unpack(fields)) end
+return #fields)";
 
 std::int64_t NowMs() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -111,10 +118,18 @@ Result<std::optional<Datum>> RedisStore::Claim(std::chrono::milliseconds wait) {
 
 Status RedisStore::Complete(const Datum& datum) {
     const std::string processing = Processing(consumer_);
-    auto reply = Command({"EVAL", kCompleteScript, "3", kProcessed, kFirst, processing, datum.id,
-                          datum.data, datum.receipt});
+    auto reply =
+        Command({"EVAL", kCompleteScript, "2", kFirst, processing, datum.data, datum.receipt});
     if (!reply.ok()) return reply.error();
     return Ok{};
+}
+
+Result<std::int64_t> RedisStore::PruneProcessed() {
+    const std::string batch = std::to_string(kPruneBatch);
+    auto reply = Command({"EVAL", kPruneScript, "1", kProcessed, batch});
+    if (!reply.ok()) return reply.error();
+    if (reply.value()->type != REDIS_REPLY_INTEGER) return StoreUnavailable(Backend(), 1);
+    return static_cast<std::int64_t>(reply.value()->integer);
 }
 
 Status RedisStore::Recover() {

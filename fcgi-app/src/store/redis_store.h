@@ -25,9 +25,11 @@
 // hashd:multivac:*: a reliable queue. POST LPUSHes "<id>:<enqueue ms>:<datum>" onto
 // hashd:multivac:queue; a consumer BLMOVEs the oldest element into its own processing list
 // (hashd:multivac:processing:<host>:<pid>), and one Lua script (atomic in Redis) records the
-// datum (HSETNX hashd:multivac:processed <id>, SET hashd:multivac:first NX) and LREMs the
-// element. A consumer renews hashd:multivac:alive:<id> (TTL kConsumerTtl) every few seconds
-// in Recover(), which also moves back the processing lists of consumers whose key expired.
+// datum as the first if none is (SET hashd:multivac:first NX) and LREMs the element; nothing
+// else of it is kept (hashd 0.1.0's hash of every processed datum, hashd:multivac:processed,
+// is deleted by PruneProcessed in batches). A consumer renews hashd:multivac:alive:<id> (TTL
+// kConsumerTtl) every few seconds in Recover(), which also moves back the processing lists of
+// consumers whose key expired.
 //
 // Transport is plain TCP (hiredis 0.14 in Debian 12 has no TLS): keep Redis on a private
 // network, or behind a local TLS tunnel (stunnel) on each VM.
@@ -79,6 +81,7 @@ class RedisStore final : public MessageStore, public DataQueue {
     Result<std::optional<Datum>> Claim(std::chrono::milliseconds wait) override;
     Status Complete(const Datum& datum) override;
     Status Recover() override;
+    Result<std::int64_t> PruneProcessed() override;
     Result<std::optional<std::string>> First() override;
     Result<QueueStats> Stats() override;
 

@@ -111,6 +111,21 @@ void Worker::Process(const Datum& datum) {
                  {"DURATION_US", std::to_string(static_cast<long long>(took * 1e6))}});
 }
 
+void Worker::Prune() {
+    auto pruned = queue_.PruneProcessed();
+    // Not a reason to stop consuming: the next turn tries again.
+    if (!pruned.ok()) return StoreFailed("prune", pruned.error());
+    if (pruned.value() > 0 && pruned_ == 0)
+        logger_.Log(LogLevel::kInfo, "deleting the processed data an older version kept",
+                    {{"STORE_BACKEND", backend_}});
+    pruned_ += pruned.value();
+    if (pruned.value() == 0 && pruned_ > 0) {
+        logger_.Log(LogLevel::kInfo, "deleted the processed data an older version kept",
+                    {{"STORE_BACKEND", backend_}, {"PRUNED", std::to_string(pruned_)}});
+        pruned_ = 0;
+    }
+}
+
 void Worker::SaveMetrics() {
     if (auto saved = WriteFileAtomically(metrics_path_, FormatWorkerMetrics(counters_, UnixNow()));
         !saved.ok())
@@ -137,6 +152,7 @@ void Worker::Run(const std::atomic<bool>& stop, const std::function<void()>& ali
             }
             last_recover = now;
             recover_now_ = false;
+            Prune();
         }
         auto claimed = queue_.Claim(kClaimWait);
         if (!claimed.ok()) {

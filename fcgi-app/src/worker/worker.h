@@ -5,7 +5,9 @@
 // Each turn it claims the oldest datum (waiting up to kClaimWait for one), completes it (the
 // store records it and removes it in one atomic step), logs the datum's id (never its
 // content), and counts it. Every kRecoverInterval it calls DataQueue::Recover, which renews
-// its liveness and puts back data claimed by consumers that died (Redis).
+// its liveness and puts back data claimed by consumers that died (Redis), then
+// DataQueue::PruneProcessed, one bounded batch of the processed data an older version kept
+// (logged when it starts and when none is left).
 //
 // The store being down is not a reason to exit: the loop logs the outage once, retries every
 // kRetryInterval (each backend backs off its own connects), and logs the recovery. A datum
@@ -61,6 +63,7 @@ class Worker {
     void StoreBack();
     void Process(const Datum& datum);
     void CompletionFailed(const Datum& datum, const Error& error);
+    void Prune();
     void SaveMetrics();
     void Wait(std::chrono::milliseconds delay);
 
@@ -76,6 +79,7 @@ class Worker {
     std::chrono::milliseconds failure_backoff_{0};  // before the next claim; 0: no streak
     std::chrono::steady_clock::time_point failure_logged_at_{};
     std::uint64_t failures_unlogged_ = 0;
+    std::int64_t pruned_ = 0;  // processed data deleted by the pruning under way
 };
 
 }  // namespace hashd
