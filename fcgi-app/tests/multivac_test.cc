@@ -122,8 +122,8 @@ class LmdbQueueTest : public ::testing::Test {
 TEST_F(LmdbQueueTest, ClaimsInArrivalOrderAndCompletesIdempotently) {
     auto queue = Open();
     ASSERT_TRUE(queue);
-    EXPECT_EQ(queue->Enqueue("one").value(), "1");
-    EXPECT_EQ(queue->Enqueue(std::string("two\0bytes", 9)).value(), "2");
+    EXPECT_EQ(queue->Enqueue("one", "").value(), "1");
+    EXPECT_EQ(queue->Enqueue(std::string("two\0bytes", 9), "").value(), "2");
     auto stats = queue->Stats();
     ASSERT_TRUE(stats.ok());
     EXPECT_EQ(stats.value().depth, 2);
@@ -156,17 +156,17 @@ TEST_F(LmdbQueueTest, SurvivesReopenAndNeverReusesIds) {
     {
         auto queue = Open();
         ASSERT_TRUE(queue);
-        ASSERT_TRUE(queue->Enqueue("kept").ok());
+        ASSERT_TRUE(queue->Enqueue("kept", "").ok());
         auto datum = queue->Claim(std::chrono::milliseconds(0));
         ASSERT_TRUE(datum.ok() && datum.value());
         ASSERT_TRUE(queue->Complete(*datum.value()).ok());
-        ASSERT_TRUE(queue->Enqueue("still queued").ok());
+        ASSERT_TRUE(queue->Enqueue("still queued", "").ok());
     }
     auto queue = Open();
     ASSERT_TRUE(queue);
     EXPECT_EQ(queue->First().value(), std::optional<std::string>("kept"));
     EXPECT_EQ(queue->Stats().value().depth, 1);
-    EXPECT_EQ(queue->Enqueue("after reopen").value(), "3");
+    EXPECT_EQ(queue->Enqueue("after reopen", "").value(), "3");
 }
 
 TEST(WorkerMetrics, FormatAndParseRoundTrip) {
@@ -194,8 +194,8 @@ TEST(Worker, ProcessesTheBacklogKeepsCountersAcrossRestartsAndLogsNoData) {
     Harness h;
     h.config.runtime_dir = dir.path();
     auto& queue = h.store.queue;
-    ASSERT_TRUE(queue.Enqueue("alpha").ok());
-    ASSERT_TRUE(queue.Enqueue("beta").ok());
+    ASSERT_TRUE(queue.Enqueue("alpha", "").ok());
+    ASSERT_TRUE(queue.Enqueue("beta", "").ok());
     const Logger logger(LogTarget::kStderr, "hashd-worker");
     const std::string path = WorkerMetricsPath(h.config);
     for (int run = 0; run < 2; ++run) {
@@ -214,7 +214,7 @@ TEST(Worker, ProcessesTheBacklogKeepsCountersAcrossRestartsAndLogsNoData) {
         EXPECT_EQ(log.find("beta"), std::string::npos);
         if (run == 0) {
             EXPECT_NE(log.find(R"("DATUM_ID":"1")"), std::string::npos);
-            ASSERT_TRUE(queue.Enqueue("gamma").ok());
+            ASSERT_TRUE(queue.Enqueue("gamma", "").ok());
         }
     }
     EXPECT_EQ(queue.first, std::optional<std::string>("alpha"));

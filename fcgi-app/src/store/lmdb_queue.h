@@ -6,7 +6,11 @@
 //              sort in arrival order, so the first key is the oldest datum;
 //   processed  decimal id -> the datum, written once per id (MDB_NOOVERWRITE);
 //   meta       "seq" -> the last sequence number handed out (ids are never reused, even once
-//              the queue is empty); "first" -> the first processed datum (MDB_NOOVERWRITE).
+//              the queue is empty); "first" -> the first processed datum (MDB_NOOVERWRITE);
+//   keys       idempotency key -> 8-byte expiry time (Unix seconds, a double) + the id its
+//              enqueue got; written in the enqueue's own transaction, so a key exists exactly
+//              when its datum was queued. An expired key is replaced by the next enqueue
+//              with that key (keys are not swept: each costs its length plus ~30 bytes).
 //
 // Durability is the message store's: default sync mode, a commit is on disk before Enqueue
 // returns (survives kill -9 and power loss). Claim does not write: it reads the oldest key.
@@ -40,7 +44,7 @@ class LmdbQueue final : public DataQueue {
     static Result<std::unique_ptr<LmdbQueue>> Open(const std::string& directory,
                                                    std::size_t map_size);
 
-    Result<std::string> Enqueue(std::string_view data) override;
+    Result<std::string> Enqueue(std::string_view data, std::string_view key) override;
     Result<std::optional<Datum>> Claim(std::chrono::milliseconds wait) override;
     Status Complete(const Datum& datum) override;
     Status Recover() override { return Ok{}; }
@@ -49,7 +53,7 @@ class LmdbQueue final : public DataQueue {
 
   private:
     struct Dbis {
-        MDB_dbi queue = 0, processed = 0, meta = 0;
+        MDB_dbi queue = 0, processed = 0, meta = 0, keys = 0;
     };
 
     LmdbQueue(std::unique_ptr<LmdbEnv> env, Dbis dbis) : env_(std::move(env)), dbis_(dbis) {}

@@ -130,6 +130,8 @@ Status PostgresStore::Connect(Connection& connection) {
         polling = PQconnectPoll(conn);
     }
     if (PQsetnonblocking(conn, 1) != 0) return fail();
+    ++connection.session;
+    connection.in_claim = false;
 
     const std::string set_timeout = "SET statement_timeout = " + std::to_string(timeout_.count());
     if (!Exec(conn, [&](PGconn* c) { return PQsendQuery(c, set_timeout.c_str()); }).ok())
@@ -180,6 +182,77 @@ Result<PostgresStore::ResultPtr> PostgresStore::Run(const Send& send) {
         if (result.error().kind == ErrorKind::kFull) return result;  // the server is up, but full
         last_error = ErrorText(connection.conn.get());
         connection.conn.reset();  // unknown state (timeout mid-query, lost server): start over
+        if (fresh || Clock::now() - started >= timeout_ / 2) break;
+    }
+    const auto now = Clock::now();
+    connection.backoff.Failed(now);
+    return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(now),
+                            "postgresql: " + last_error);
+}
+
+Error PostgresStore::Failed(Connection& connection, const std::string& what) {
+    const std::string reason = ErrorText(connection.conn.get());
+    connection.conn.reset();  // the server rolls back whatever was open on it
+    connection.in_claim = false;
+    const auto now = Clock::now();
+    connection.backoff.Failed(now);
+    return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(now),
+                            "postgresql: " + what + ": " + reason);
+}
+
+Status PostgresStore::Transaction(const Body& body, const bool* keep_open) {
+    Connection& connection = connections_.Get();
+    auto plain = [](const char* sql) { return [sql](PGconn* c) { return PQsendQuery(c, sql); }; };
+    // Run's rule for the one retry: only when a session that worked before failed fast.
+    const auto started = Clock::now();
+    std::string last_error;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        const bool fresh = !connection.conn;
+        if (fresh) {
+            if (auto connected = Connect(connection); !connected.ok()) return connected.error();
+        }
+        PGconn* conn = connection.conn.get();
+        bool step_failed = false;
+        std::optional<Error> full;
+        const Step step = [&](const Send& send) -> Result<ResultPtr> {
+            auto result = Exec(conn, send);
+            if (!result.ok()) {
+                step_failed = true;
+                if (result.error().kind == ErrorKind::kFull) full = result.error();
+            }
+            return result;
+        };
+        Status verdict = Ok{};
+        if (step(plain("BEGIN")).ok()) verdict = body(step);
+        if (!step_failed) {
+            if (!verdict.ok()) {
+                // The body's own answer (the queue is full): undo everything and give it.
+                if (!Exec(conn, plain("ROLLBACK")).ok()) Failed(connection, "rollback");
+                return verdict;
+            }
+            if (keep_open != nullptr && *keep_open) {
+                connection.in_claim = true;
+                connection.backoff.Succeeded();
+                return Ok{};
+            }
+            // Past this point the outcome may be unknown: never retried, never a success
+            // unless the server said COMMIT (an aborted transaction answers ROLLBACK).
+            auto committed = Exec(conn, plain("COMMIT"));
+            if (committed.ok() && std::strcmp(PQcmdStatus(committed.value().get()), "COMMIT") == 0) {
+                connection.backoff.Succeeded();
+                return Ok{};
+            }
+            return Failed(connection, "COMMIT not confirmed (its outcome is unknown; not retried)");
+        }
+        if (full) {
+            // The server is up, but out of space: end the aborted transaction, answer 507.
+            if (!Exec(conn, plain("ROLLBACK")).ok()) Failed(connection, "rollback");
+            return *full;
+        }
+        // The session failed before COMMIT was sent: nothing of this attempt was committed.
+        last_error = ErrorText(conn);
+        connection.conn.reset();
+        connection.in_claim = false;
         if (fresh || Clock::now() - started >= timeout_ / 2) break;
     }
     const auto now = Clock::now();
