@@ -30,12 +30,12 @@ def test_same_idempotency_key_or_request_id_stores_one_datum(make_stack, store):
         again = post(stack, f"datum under {header}", {header: key})
         assert (first.status_code, first.content) == (200, UPDATED), first.text
         assert (again.status_code, again.content) == (200, UPDATED), again.text
-        assert first.headers["X-Datum-Id"] == again.headers["X-Datum-Id"]
         assert inspector.depth() == before + 1, f"{header}: a retry was stored twice"
+        assert first.headers["X-Datum-Id"] == again.headers["X-Datum-Id"]
 
     # Without a key each post is its own datum.
     before = inspector.depth()
     a = post(stack, "no key", {})
     b = post(stack, "no key", {})
-    assert a.headers["X-Datum-Id"] != b.headers["X-Datum-Id"]
     assert inspector.depth() == before + 2
+    assert a.headers["X-Datum-Id"] != b.headers["X-Datum-Id"]
