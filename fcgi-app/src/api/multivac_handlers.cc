@@ -32,9 +32,8 @@ constexpr std::size_t kMaxIdempotencyKeyBytes = 255;
 Result<std::string> EnqueueKey(const Request& request) {
     const std::string& key = request.idempotency_key;
     if (!key.empty()) {
-        const bool printable = std::all_of(key.begin(), key.end(), [](unsigned char c) {
-            return c >= 0x21 && c <= 0x7e;
-        });
+        const bool printable = std::all_of(key.begin(), key.end(),
+                                           [](unsigned char c) { return c >= 0x21 && c <= 0x7e; });
         if (key.size() > kMaxIdempotencyKeyBytes || !printable)
             return Error{ErrorKind::kInvalid, "invalid_idempotency_key",
                          "The Idempotency-Key header must be 1 to 255 visible ASCII characters "
@@ -81,9 +80,9 @@ Result<Response> HandleMultivacData(const Request& request, const Services& serv
                      "The field \"data\" must be valid UTF-8."};
     auto key = EnqueueKey(request);
     if (!key.ok()) return key.error();
-    auto queued =
-        TimedStore(services.store, services.metrics, "enqueue", StoreAccess::kWrite,
-                   [&] { return services.store.Queue().Enqueue(data.value(), key.value()); });
+    auto queued = TimedStore(services.store, services.metrics, "enqueue", StoreAccess::kWrite, [&] {
+        return services.store.Queue().Enqueue(data.value(), key.value());
+    });
     if (!queued.ok()) return queued.error();
     Response response;
     response.body = kUpdated;

@@ -19,7 +19,7 @@ struct Request {
     // request, and the load balancer's X-Request-Id when one set it (snippets/fastcgi-hashd).
     bool request_id_from_proxy = false;
     std::string idempotency_key;  // the client's Idempotency-Key header, "" when none
-    std::string trace_id;    // the caller's trace id (http/trace_context.h), "" when none
+    std::string trace_id;         // the caller's trace id (http/trace_context.h), "" when none
     // Who asks, for budgets and logs: the client id of an authenticated request, else the
     // address nginx passes (REMOTE_ADDR, the real client behind a trusted load balancer).
     std::string client;

@@ -108,13 +108,12 @@ bool PostgresStore::PrepareQueue(PGconn* conn) {
         auto found = Exec(conn, [&](PGconn* c) { return PQsendQuery(c, exists.c_str()); });
         if (!found.ok() || PQntuples(found.value().get()) == 0) return false;
     }
-    for (const auto& statement : {std::pair{kEnqueueName, kEnqueue},
-                                  std::pair{kEnqueueKeyedName, kEnqueueKeyed},
-                                  std::pair{kTakeKeyName, kTakeKey},
-                                  std::pair{kKnownKeyName, kKnownKey},
-                                  std::pair{kSweepKeysName, kSweepKeys}, std::pair{kClaimName, kClaim},
-                                  std::pair{kCompleteName, kComplete},
-                                  std::pair{kFirstName, kFirst}, std::pair{kStatsName, kStats}}) {
+    for (const auto& statement :
+         {std::pair{kEnqueueName, kEnqueue}, std::pair{kEnqueueKeyedName, kEnqueueKeyed},
+          std::pair{kTakeKeyName, kTakeKey}, std::pair{kKnownKeyName, kKnownKey},
+          std::pair{kSweepKeysName, kSweepKeys}, std::pair{kClaimName, kClaim},
+          std::pair{kCompleteName, kComplete}, std::pair{kFirstName, kFirst},
+          std::pair{kStatsName, kStats}}) {
         auto prepare = [&](PGconn* c) {
             return PQsendPrepare(c, statement.first, statement.second, 0, nullptr);
         };
@@ -156,9 +155,9 @@ Result<std::string> PostgresStore::Enqueue(std::string_view data, std::string_vi
                                     key_text.c_str()};
             const int lengths[] = {static_cast<int>(data.size()), 0, 0};
             const int formats[] = {1, 0, 0};
-            return key.empty() ? PQsendQueryPrepared(c, kEnqueueName, 2, values, lengths, formats, 1)
-                               : PQsendQueryPrepared(c, kEnqueueKeyedName, 3, values, lengths,
-                                                     formats, 1);
+            return key.empty()
+                       ? PQsendQueryPrepared(c, kEnqueueName, 2, values, lengths, formats, 1)
+                       : PQsendQueryPrepared(c, kEnqueueKeyedName, 3, values, lengths, formats, 1);
         });
         if (!queued.ok()) return queued.error();
         if (PQntuples(queued.value().get()) == 0) return QueueFull(max_queued_);
@@ -176,8 +175,7 @@ Result<std::optional<Datum>> PostgresStore::Claim(std::chrono::milliseconds wait
     // A claim never completed (the caller gave up on it): release its row first.
     if (connection.conn && connection.in_claim) {
         connection.in_claim = false;
-        if (!Exec(connection.conn.get(), [](PGconn* c) { return PQsendQuery(c, "ROLLBACK"); })
-                 .ok())
+        if (!Exec(connection.conn.get(), [](PGconn* c) { return PQsendQuery(c, "ROLLBACK"); }).ok())
             connection.conn.reset();
     }
     for (;;) {

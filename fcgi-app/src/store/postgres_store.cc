@@ -238,7 +238,8 @@ Status PostgresStore::Transaction(const Body& body, const bool* keep_open) {
             // Past this point the outcome may be unknown: never retried, never a success
             // unless the server said COMMIT (an aborted transaction answers ROLLBACK).
             auto committed = Exec(conn, plain("COMMIT"));
-            if (committed.ok() && std::strcmp(PQcmdStatus(committed.value().get()), "COMMIT") == 0) {
+            if (committed.ok() &&
+                std::strcmp(PQcmdStatus(committed.value().get()), "COMMIT") == 0) {
                 connection.backoff.Succeeded();
                 return Ok{};
             }
