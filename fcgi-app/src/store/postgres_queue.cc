@@ -45,28 +45,34 @@ constexpr const char* kEnqueueName = "hashd_mv_enqueue";
 constexpr const char* kEnqueue =
     "INSERT INTO hashd_multivac_queue (data) SELECT $1 WHERE (SELECT count(*) FROM (SELECT 1 "
     "FROM hashd_multivac_queue LIMIT $2::bigint) AS q) < $2::bigint RETURNING id::text";
-// The same, recording the id under the key the transaction took ($3).
+// The idempotency keys' statements (postgres_store.h), as SQL text.
+// The enqueue, recording its id under the key the transaction took ($3).
 constexpr const char* kEnqueueKeyedName = "hashd_mv_enqueue_keyed";
-constexpr const char* kEnqueueKeyed =
-    "WITH queued AS (INSERT INTO hashd_multivac_queue (data) SELECT $1 WHERE (SELECT count(*) "
-    "FROM (SELECT 1 FROM hashd_multivac_queue LIMIT $2::bigint) AS q) < $2::bigint RETURNING id)"
-    " UPDATE hashd_multivac_keys SET id = queued.id FROM queued WHERE key = $3"
-    " RETURNING queued.id::text";
+constexpr const char* kEnqueueKeyed = R"(
+WITH queued AS (
+  INSERT INTO hashd_multivac_queue (data) SELECT $1
+  WHERE (SELECT count(*) FROM (SELECT 1 FROM hashd_multivac_queue LIMIT $2::bigint) AS q)
+        < $2::bigint
+  RETURNING id)
+UPDATE hashd_multivac_keys SET id = queued.id FROM queued WHERE key = $3
+RETURNING queued.id::text)";
 // A row back: this transaction holds the key ($1), new or expired. None: a live key, committed
 // by another enqueue (a concurrent one with the same key is waited for).
 constexpr const char* kTakeKeyName = "hashd_mv_take_key";
-constexpr const char* kTakeKey =
-    "INSERT INTO hashd_multivac_keys (key, id, expires_at)"
-    " VALUES ($1, 0, clock_timestamp() + $2::bigint * interval '1 second')"
-    " ON CONFLICT (key) DO UPDATE SET id = 0, expires_at = EXCLUDED.expires_at"
-    " WHERE hashd_multivac_keys.expires_at <= clock_timestamp() RETURNING 1";
+constexpr const char* kTakeKey = R"(
+INSERT INTO hashd_multivac_keys (key, id, expires_at)
+VALUES ($1, 0, clock_timestamp() + $2::bigint * interval '1 second')
+ON CONFLICT (key) DO UPDATE SET id = 0, expires_at = EXCLUDED.expires_at
+WHERE hashd_multivac_keys.expires_at <= clock_timestamp()
+RETURNING 1)";
 constexpr const char* kKnownKeyName = "hashd_mv_known_key";
-constexpr const char* kKnownKey = "SELECT id::text FROM hashd_multivac_keys WHERE key = $1";
+constexpr const char* kKnownKey = R"(SELECT id::text FROM hashd_multivac_keys WHERE key = $1)";
 // A few expired keys per keyed enqueue keep the table at about one window of keys.
 constexpr const char* kSweepKeysName = "hashd_mv_sweep_keys";
-constexpr const char* kSweepKeys =
-    "DELETE FROM hashd_multivac_keys WHERE key IN (SELECT key FROM hashd_multivac_keys"
-    " WHERE expires_at <= clock_timestamp() ORDER BY expires_at LIMIT 8 FOR UPDATE SKIP LOCKED)";
+constexpr const char* kSweepKeys = R"(
+DELETE FROM hashd_multivac_keys WHERE key IN (
+  SELECT key FROM hashd_multivac_keys WHERE expires_at <= clock_timestamp()
+  ORDER BY expires_at LIMIT 8 FOR UPDATE SKIP LOCKED))";
 constexpr const char* kClaimName = "hashd_mv_claim";
 constexpr const char* kClaim =
     "SELECT id::text, data, extract(epoch FROM enqueued_at)::text FROM hashd_multivac_queue "

@@ -159,7 +159,7 @@ Status PostgresStore::Connect(Connection& connection) {
     return Ok{};
 }
 
-Result<PostgresStore::ResultPtr> PostgresStore::Run(const Send& send) {
+Status PostgresStore::OnSession(const std::function<bool(Connection&)>& attempt) {
     Connection& connection = connections_.Get();
     // A connection that worked before may have gone stale (server restarted): its failure
     // earns one immediate retry on a fresh connection. A fresh one that fails: back off. Only
@@ -169,25 +169,33 @@ Result<PostgresStore::ResultPtr> PostgresStore::Run(const Send& send) {
     // can return a little before the deadline, its milliseconds rounded down.)
     const auto started = Clock::now();
     std::string last_error;
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int tries = 0; tries < 2; ++tries) {
         const bool fresh = !connection.conn;
         if (fresh) {
             if (auto connected = Connect(connection); !connected.ok()) return connected.error();
         }
-        auto result = Exec(connection.conn.get(), send);
-        if (result.ok()) {
-            connection.backoff.Succeeded();
-            return result;
-        }
-        if (result.error().kind == ErrorKind::kFull) return result;  // the server is up, but full
+        if (attempt(connection)) return Ok{};
         last_error = ErrorText(connection.conn.get());
         connection.conn.reset();  // unknown state (timeout mid-query, lost server): start over
+        connection.in_claim = false;
         if (fresh || Clock::now() - started >= timeout_ / 2) break;
     }
     const auto now = Clock::now();
     connection.backoff.Failed(now);
     return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(now),
                             "postgresql: " + last_error);
+}
+
+Result<PostgresStore::ResultPtr> PostgresStore::Run(const Send& send) {
+    std::optional<Result<ResultPtr>> result;
+    auto ran = OnSession([&](Connection& connection) {
+        result = Exec(connection.conn.get(), send);
+        if (result->ok()) connection.backoff.Succeeded();
+        // A full server is up: its refusal is the answer, not a failed session.
+        return result->ok() || result->error().kind == ErrorKind::kFull;
+    });
+    if (!ran.ok()) return ran.error();
+    return std::move(*result);
 }
 
 Error PostgresStore::Failed(Connection& connection, const std::string& what) {
@@ -201,16 +209,11 @@ Error PostgresStore::Failed(Connection& connection, const std::string& what) {
 }
 
 Status PostgresStore::Transaction(const Body& body, const bool* keep_open) {
-    Connection& connection = connections_.Get();
     auto plain = [](const char* sql) { return [sql](PGconn* c) { return PQsendQuery(c, sql); }; };
-    // Run's rule for the one retry: only when a session that worked before failed fast.
-    const auto started = Clock::now();
-    std::string last_error;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        const bool fresh = !connection.conn;
-        if (fresh) {
-            if (auto connected = Connect(connection); !connected.ok()) return connected.error();
-        }
+    Status outcome = Ok{};
+    // An attempt that returns false failed before COMMIT was sent: nothing of it was
+    // committed, and OnSession may run the whole transaction again on a fresh session.
+    auto ran = OnSession([&](Connection& connection) {
         PGconn* conn = connection.conn.get();
         bool step_failed = false;
         std::optional<Error> full;
@@ -224,42 +227,31 @@ Status PostgresStore::Transaction(const Body& body, const bool* keep_open) {
         };
         Status verdict = Ok{};
         if (step(plain("BEGIN")).ok()) verdict = body(step);
-        if (!step_failed) {
-            if (!verdict.ok()) {
-                // The body's own answer (the queue is full): undo everything and give it.
-                if (!Exec(conn, plain("ROLLBACK")).ok()) Failed(connection, "rollback");
-                return verdict;
-            }
-            if (keep_open != nullptr && *keep_open) {
-                connection.in_claim = true;
-                connection.backoff.Succeeded();
-                return Ok{};
-            }
-            // Past this point the outcome may be unknown: never retried, never a success
-            // unless the server said COMMIT (an aborted transaction answers ROLLBACK).
-            auto committed = Exec(conn, plain("COMMIT"));
-            if (committed.ok() &&
-                std::strcmp(PQcmdStatus(committed.value().get()), "COMMIT") == 0) {
-                connection.backoff.Succeeded();
-                return Ok{};
-            }
-            return Failed(connection, "COMMIT not confirmed (its outcome is unknown; not retried)");
-        }
-        if (full) {
-            // The server is up, but out of space: end the aborted transaction, answer 507.
+        if (step_failed && !full) return false;
+        if (full || !verdict.ok()) {
+            // The server is up, but out of space (507), or the body's own answer (the queue
+            // is full): end the transaction, undoing everything, and give that answer.
             if (!Exec(conn, plain("ROLLBACK")).ok()) Failed(connection, "rollback");
-            return *full;
+            outcome = full ? Status(*full) : verdict;
+            return true;
         }
-        // The session failed before COMMIT was sent: nothing of this attempt was committed.
-        last_error = ErrorText(conn);
-        connection.conn.reset();
-        connection.in_claim = false;
-        if (fresh || Clock::now() - started >= timeout_ / 2) break;
-    }
-    const auto now = Clock::now();
-    connection.backoff.Failed(now);
-    return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(now),
-                            "postgresql: " + last_error);
+        if (keep_open != nullptr && *keep_open) {
+            connection.in_claim = true;
+            connection.backoff.Succeeded();
+            return true;
+        }
+        // Past this point the outcome may be unknown: never retried, never a success unless
+        // the server said COMMIT (an aborted transaction answers ROLLBACK).
+        auto committed = Exec(conn, plain("COMMIT"));
+        if (committed.ok() && std::strcmp(PQcmdStatus(committed.value().get()), "COMMIT") == 0)
+            connection.backoff.Succeeded();
+        else
+            outcome =
+                Failed(connection, "COMMIT not confirmed (its outcome is unknown; not retried)");
+        return true;
+    });
+    if (!ran.ok()) return ran.error();
+    return outcome;
 }
 
 Status PostgresStore::Put(std::string_view digest, std::string_view message) {

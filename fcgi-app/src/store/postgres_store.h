@@ -114,6 +114,10 @@ class PostgresStore final : public MessageStore, public DataQueue {
     // failure); part of Connect.
     bool PrepareQueue(PGconn* conn);
     Result<ResultPtr> Exec(PGconn* conn, const Send& send);
+    // The retry rule of Run and Transaction: runs `attempt` on this thread's session (opened
+    // first when there is none); `attempt` returns false when the session failed, and is run
+    // once more on a fresh session only when a session that worked before failed fast.
+    Status OnSession(const std::function<bool(Connection&)>& attempt);
     // Runs `send` on this thread's connection with reconnect, retry and backoff.
     Result<ResultPtr> Run(const Send& send);
     // BEGIN, `body`, COMMIT on one session of this thread. A session failing before COMMIT
