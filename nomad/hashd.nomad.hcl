@@ -349,6 +349,18 @@ map "$hashd_path_is_canonical:$hashd_raw_path" $hashd_log_path {
     "~^1:(?<hashd_path_head>[^\x00-\x1f]{0,300})" $hashd_path_head;
 }
 
+# The request's id ($hashd_request_id everywhere: logs, headers, error bodies, the app): the
+# X-Request-Id a load balancer (or client) sent, when it is a plain token of at most 128
+# characters, else nginx's own $hashd_request_id. A load balancer that replays a request to another
+# VM (HAProxy's retry-on, roles/lb) sends the same X-Request-Id both times, and nginx's own
+# retries (fastcgi_next_upstream) keep it too, so the app can store a retried enqueue once
+# (POST /multivac/data; docs/persistence.md). A client's own value is harmless: the app scopes
+# it to that client.
+map $http_x_request_id $hashd_request_id {
+    default $request_id;
+    "~^[A-Za-z0-9._:-]{1,128}$" $http_x_request_id;
+}
+
 # Client-chosen fields are cut short (the path above too): a request cannot make its log
 # line kilobytes long (journald stores every line; a bot can send an 8 KiB User-Agent on
 # every request). The cut also stops at the first control character, which escape=json
@@ -364,7 +376,7 @@ map $request_method $hashd_log_method {
 # leaves early, upstream fields are lists like "502, 200" after a retry).
 log_format hashd_json escape=json
     '{"time":"$time_iso8601",'
-    '"request_id":"$request_id",'
+    '"request_id":"$hashd_request_id",'
     '"client":"$remote_addr",'
     '"peer":"$realip_remote_addr",'
     '"method":"$hashd_log_method",'
@@ -508,7 +520,7 @@ server {
     # A path nginx and the app would read differently (see "Paths" above): refused here,
     # before any location, so it can neither reach the app nor pick another route's limits.
     if ($hashd_path_is_canonical = 0) {
-        return 400 '{"err_msg":"The path is not canonical: no . or .. segments, no //, and no percent-encoding outside the /gethash/ password or the /messages/ digest.","error":"invalid_path","request_id":"$request_id"}';
+        return 400 '{"err_msg":"The path is not canonical: no . or .. segments, no //, and no percent-encoding outside the /gethash/ password or the /messages/ digest.","error":"invalid_path","request_id":"$hashd_request_id"}';
     }
 
     # Hashing: CPU-bound, so the tight per-client rate. Bodies are a password (at most 72
@@ -638,7 +650,7 @@ fastcgi_param REMOTE_PORT $remote_port;
 fastcgi_param SERVER_NAME $server_name;
 fastcgi_param SERVER_PORT $server_port;
 # Correlates the app's log lines with nginx's access log and the X-Request-Id header.
-fastcgi_param REQUEST_ID $request_id;
+fastcgi_param REQUEST_ID $hashd_request_id;
 # mTLS (snippets/tls.conf, when a client CA is configured): nginx's verdict on the client
 # certificate (SUCCESS, NONE, FAILED:reason) and its subject (RFC 2253), which the app's
 # per-route policy and tokens file (cert <client-id> <DN> <routes>) match. Set by nginx
@@ -661,8 +673,10 @@ fastcgi_intercept_errors off;
 
 # A process that died (connection refused, reset or closed before a response header) or
 # hung (timeout): try the request once on each other process. POSTs too
-# ("non_idempotent"): hashing and the idempotent message write are safe to repeat, and a
-# client would otherwise see a 502 for every request in flight when a process crashes.
+# ("non_idempotent"): hashing and the idempotent message write are safe to repeat, a
+# MultiVAC enqueue is stored once per REQUEST_ID (the same on every retry of a request, see
+# $hashd_request_id in site.conf), and a client would otherwise see a 502 for every request
+# in flight when a process crashes.
 # An app 503 (shed or store down) is an answer, not a failure, and is not retried.
 fastcgi_next_upstream error timeout non_idempotent;
 fastcgi_next_upstream_tries 2;
@@ -696,7 +710,7 @@ EOT
 # headers from the app's responses, so none is ever sent twice.
 
 # The request's id, also in the access log, the app's log lines and JSON error bodies.
-add_header X-Request-Id $request_id always;
+add_header X-Request-Id $hashd_request_id always;
 # Two years of HTTPS only (Mozilla). Browsers ignore it over plain HTTP (RFC 6797).
 add_header Strict-Transport-Security "max-age=63072000" always;
 # A JSON API: nothing to sniff, frame, load or refer from.
@@ -759,60 +773,60 @@ error_page 504 @hashd_error_upstream_timeout;
 location = /.hashd-error/bad-request {
     internal;
     include hashd/snippets/headers.conf;
-    return 400 '{"err_msg":"The request is malformed: check its request line, headers and size.","error":"bad_request","request_id":"$request_id"}';
+    return 400 '{"err_msg":"The request is malformed: check its request line, headers and size.","error":"bad_request","request_id":"$hashd_request_id"}';
 }
 location @hashd_error_bad_client_certificate {
     include hashd/snippets/headers.conf;
-    return 400 '{"err_msg":"Your TLS client certificate was not accepted: it must be issued by the CA this service trusts and be valid now. Send none to use an API token instead.","error":"bad_client_certificate","request_id":"$request_id"}';
+    return 400 '{"err_msg":"Your TLS client certificate was not accepted: it must be issued by the CA this service trusts and be valid now. Send none to use an API token instead.","error":"bad_client_certificate","request_id":"$hashd_request_id"}';
 }
 location @hashd_error_forbidden {
     include hashd/snippets/headers.conf;
-    return 403 '{"err_msg":"This endpoint is not reachable from your network.","error":"forbidden","request_id":"$request_id"}';
+    return 403 '{"err_msg":"This endpoint is not reachable from your network.","error":"forbidden","request_id":"$hashd_request_id"}';
 }
 location @hashd_error_not_found {
     include hashd/snippets/headers.conf;
-    return 404 '{"err_msg":"There is nothing at this path.","error":"not_found","request_id":"$request_id"}';
+    return 404 '{"err_msg":"There is nothing at this path.","error":"not_found","request_id":"$hashd_request_id"}';
 }
 location @hashd_error_method_not_allowed {
     include hashd/snippets/headers.conf;
     add_header Allow $hashd_allow always;
-    return 405 '{"err_msg":"This method is not allowed on this path; use $hashd_allow.","error":"method_not_allowed","request_id":"$request_id"}';
+    return 405 '{"err_msg":"This method is not allowed on this path; use $hashd_allow.","error":"method_not_allowed","request_id":"$hashd_request_id"}';
 }
 location = /.hashd-error/request-timeout {
     internal;
     include hashd/snippets/headers.conf;
-    return 408 '{"err_msg":"The request did not arrive in time; send it again.","error":"request_timeout","request_id":"$request_id"}';
+    return 408 '{"err_msg":"The request did not arrive in time; send it again.","error":"request_timeout","request_id":"$hashd_request_id"}';
 }
 location @hashd_error_body_too_large {
     include hashd/snippets/headers.conf;
-    return 413 '{"err_msg":"The request body is too large: $hashd_body_too_large_advice.","error":"body_too_large","request_id":"$request_id"}';
+    return 413 '{"err_msg":"The request body is too large: $hashd_body_too_large_advice.","error":"body_too_large","request_id":"$hashd_request_id"}';
 }
 location = /.hashd-error/uri-too-long {
     internal;
     include hashd/snippets/headers.conf;
-    return 414 '{"err_msg":"The URL is too long; send the password in a POST /v1/hash body instead.","error":"uri_too_long","request_id":"$request_id"}';
+    return 414 '{"err_msg":"The URL is too long; send the password in a POST /v1/hash body instead.","error":"uri_too_long","request_id":"$hashd_request_id"}';
 }
 location @hashd_error_rate_limited {
     include hashd/snippets/headers.conf;
     add_header Retry-After 1 always;
-    return 429 '{"err_msg":"Too many requests from your address; retry after the seconds in Retry-After.","error":"rate_limited","request_id":"$request_id"}';
+    return 429 '{"err_msg":"Too many requests from your address; retry after the seconds in Retry-After.","error":"rate_limited","request_id":"$hashd_request_id"}';
 }
 location @hashd_error_https_required {
     include hashd/snippets/headers.conf;
-    return 400 '{"err_msg":"This port speaks HTTPS only; use an https:// URL.","error":"https_required","request_id":"$request_id"}';
+    return 400 '{"err_msg":"This port speaks HTTPS only; use an https:// URL.","error":"https_required","request_id":"$hashd_request_id"}';
 }
 location @hashd_error_internal_error {
     include hashd/snippets/headers.conf;
-    return 500 '{"err_msg":"Something went wrong on our side; retry, and quote the request_id if it persists.","error":"internal_error","request_id":"$request_id"}';
+    return 500 '{"err_msg":"Something went wrong on our side; retry, and quote the request_id if it persists.","error":"internal_error","request_id":"$hashd_request_id"}';
 }
 location @hashd_error_overloaded {
     include hashd/snippets/headers.conf;
     add_header Retry-After 1 always;
-    return 503 '{"err_msg":"The service is at capacity or restarting; retry after the seconds in Retry-After.","error":"overloaded","request_id":"$request_id"}';
+    return 503 '{"err_msg":"The service is at capacity or restarting; retry after the seconds in Retry-After.","error":"overloaded","request_id":"$hashd_request_id"}';
 }
 location @hashd_error_upstream_timeout {
     include hashd/snippets/headers.conf;
-    return 504 '{"err_msg":"The service did not answer in time; retry later.","error":"upstream_timeout","request_id":"$request_id"}';
+    return 504 '{"err_msg":"The service did not answer in time; retry later.","error":"upstream_timeout","request_id":"$hashd_request_id"}';
 }
 EOT
       }

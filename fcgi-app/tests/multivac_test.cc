@@ -98,6 +98,48 @@ TEST(MultivacHandlers, ErrorsUseTheJsonShape) {
     EXPECT_TRUE(h.store.queue.queued.empty());
 }
 
+TEST(MultivacHandlers, ARetryWithTheSameKeyOrRequestIdIsQueuedOnceAndAnswersTheSameId) {
+    Harness h;
+    auto post = [&](const std::string& key, const std::string& request_id, bool from_proxy,
+                    const std::string& client = "192.0.2.1") {
+        Request r = FormPost("data=once");
+        r.idempotency_key = key;
+        r.request_id = request_id;
+        r.request_id_from_proxy = from_proxy;
+        r.client = client;
+        return RouteRequest(r, h.services).response;
+    };
+    auto id = [](const Response& r) {
+        const std::string* header = r.FindHeader("X-Datum-Id");
+        return header != nullptr ? *header : std::string("(none)");
+    };
+    // A client's Idempotency-Key: the same on its retry, whatever request id nginx gave each.
+    Response first = post("a7f3c0de-key", "rid-1", true);
+    Response again = post("a7f3c0de-key", "rid-2", true);
+    EXPECT_EQ(first.status, 200);
+    EXPECT_EQ(again.status, 200);
+    EXPECT_EQ(again.body, first.body);
+    EXPECT_EQ(id(again), id(first));
+    EXPECT_EQ(h.store.queue.queued.size(), 1u);
+    // nginx's or the load balancer's retry: the same request id.
+    Response replayed_a = post("", "rid-3", true);
+    Response replayed_b = post("", "rid-3", true);
+    EXPECT_EQ(id(replayed_a), id(replayed_b));
+    EXPECT_NE(id(replayed_a), id(first));
+    EXPECT_EQ(h.store.queue.queued.size(), 2u);
+    // Another client choosing the same key is another datum.
+    EXPECT_NE(id(post("a7f3c0de-key", "rid-4", true, "198.51.100.7")), id(first));
+    EXPECT_EQ(h.store.queue.queued.size(), 3u);
+    // No key and an id the app made up itself: every post is a datum.
+    EXPECT_NE(id(post("", "made-here", false)), id(post("", "made-here", false)));
+    EXPECT_EQ(h.store.queue.queued.size(), 5u);
+    // A key that is not a plain token is refused, not silently ignored.
+    Response bad = post(std::string(256, 'k'), "rid-5", true);
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_EQ(bad.error_code, "invalid_idempotency_key");
+    EXPECT_EQ(post("two words", "rid-6", true).status, 400);
+}
+
 TEST(MultivacHandlers, StoreDownIs503OnBothRoutes) {
     Harness h;
     h.store.down = true;
@@ -119,11 +161,29 @@ class LmdbQueueTest : public ::testing::Test {
     TempDir dir_;
 };
 
+TEST_F(LmdbQueueTest, AKeyQueuesOnceWithinTheWindowAndAgainAfterIt) {
+    auto queue = Open();
+    ASSERT_TRUE(queue);
+    EXPECT_EQ(queue->Enqueue("first", "k1").value(), "1");
+    EXPECT_EQ(queue->Enqueue("first, retried", "k1").value(), "1");
+    EXPECT_EQ(queue->Enqueue("other", "k2").value(), "2");
+    EXPECT_EQ(queue->Stats().value().depth, 2);
+    // Still known once its datum is processed: a late retry is not queued again.
+    auto claimed = queue->Claim(std::chrono::milliseconds(0));
+    ASSERT_TRUE(claimed.ok() && claimed.value());
+    ASSERT_TRUE(queue->Complete(*claimed.value()).ok());
+    EXPECT_EQ(queue->Enqueue("first, late", "k1").value(), "1");
+    // Past the window the key is forgotten (a window of 0 s: at once).
+    queue->SetIdempotencyWindow(std::chrono::seconds(0));
+    EXPECT_EQ(queue->Enqueue("short-lived", "k3").value(), "3");
+    EXPECT_EQ(queue->Enqueue("short-lived, retried late", "k3").value(), "4");
+}
+
 TEST_F(LmdbQueueTest, ClaimsInArrivalOrderAndCompletesIdempotently) {
     auto queue = Open();
     ASSERT_TRUE(queue);
-    EXPECT_EQ(queue->Enqueue("one").value(), "1");
-    EXPECT_EQ(queue->Enqueue(std::string("two\0bytes", 9)).value(), "2");
+    EXPECT_EQ(queue->Enqueue("one", "").value(), "1");
+    EXPECT_EQ(queue->Enqueue(std::string("two\0bytes", 9), "").value(), "2");
     auto stats = queue->Stats();
     ASSERT_TRUE(stats.ok());
     EXPECT_EQ(stats.value().depth, 2);
@@ -184,7 +244,7 @@ TEST_F(LmdbQueueTest, KeepsNoProcessedDataAndPrunesWhatAnOlderVersionKeptInBatch
     WriteLegacyProcessed(dir_.path() + "/multivac", legacy);
     auto queue = Open();
     ASSERT_TRUE(queue);
-    ASSERT_TRUE(queue->Enqueue("new").ok());
+    ASSERT_TRUE(queue->Enqueue("new", "").ok());
     auto datum = queue->Claim(std::chrono::milliseconds(0));
     ASSERT_TRUE(datum.ok() && datum.value());
     ASSERT_TRUE(queue->Complete(*datum.value()).ok());
@@ -212,17 +272,17 @@ TEST_F(LmdbQueueTest, SurvivesReopenAndNeverReusesIds) {
     {
         auto queue = Open();
         ASSERT_TRUE(queue);
-        ASSERT_TRUE(queue->Enqueue("kept").ok());
+        ASSERT_TRUE(queue->Enqueue("kept", "").ok());
         auto datum = queue->Claim(std::chrono::milliseconds(0));
         ASSERT_TRUE(datum.ok() && datum.value());
         ASSERT_TRUE(queue->Complete(*datum.value()).ok());
-        ASSERT_TRUE(queue->Enqueue("still queued").ok());
+        ASSERT_TRUE(queue->Enqueue("still queued", "").ok());
     }
     auto queue = Open();
     ASSERT_TRUE(queue);
     EXPECT_EQ(queue->First().value(), std::optional<std::string>("kept"));
     EXPECT_EQ(queue->Stats().value().depth, 1);
-    EXPECT_EQ(queue->Enqueue("after reopen").value(), "3");
+    EXPECT_EQ(queue->Enqueue("after reopen", "").value(), "3");
 }
 
 TEST(WorkerMetrics, FormatAndParseRoundTrip) {
@@ -250,8 +310,8 @@ TEST(Worker, ProcessesTheBacklogKeepsCountersAcrossRestartsAndLogsNoData) {
     Harness h;
     h.config.runtime_dir = dir.path();
     auto& queue = h.store.queue;
-    ASSERT_TRUE(queue.Enqueue("alpha").ok());
-    ASSERT_TRUE(queue.Enqueue("beta").ok());
+    ASSERT_TRUE(queue.Enqueue("alpha", "").ok());
+    ASSERT_TRUE(queue.Enqueue("beta", "").ok());
     const Logger logger(LogTarget::kStderr, "hashd-worker");
     const std::string path = WorkerMetricsPath(h.config);
     for (int run = 0; run < 2; ++run) {
@@ -270,7 +330,7 @@ TEST(Worker, ProcessesTheBacklogKeepsCountersAcrossRestartsAndLogsNoData) {
         EXPECT_EQ(log.find("beta"), std::string::npos);
         if (run == 0) {
             EXPECT_NE(log.find(R"("DATUM_ID":"1")"), std::string::npos);
-            ASSERT_TRUE(queue.Enqueue("gamma").ok());
+            ASSERT_TRUE(queue.Enqueue("gamma", "").ok());
         }
     }
     EXPECT_EQ(queue.first, std::optional<std::string>("alpha"));

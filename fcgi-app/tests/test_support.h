@@ -39,11 +39,16 @@ class FakeMetrics final : public Metrics {
 class MemoryQueue final : public DataQueue {
   public:
     explicit MemoryQueue(const std::atomic<bool>& down) : down_(down) {}
-    Result<std::string> Enqueue(std::string_view data) override {
+    std::map<std::string, std::string> keys;  // idempotency key -> id (no expiry here)
+    Result<std::string> Enqueue(std::string_view data, std::string_view key) override {
         if (down_) return Down();
         std::lock_guard lock(mutex_);
+        if (!key.empty()) {
+            if (auto known = keys.find(std::string(key)); known != keys.end()) return known->second;
+        }
         const std::string id = std::to_string(++seq_);
         queued.push_back({id, std::string(data), 0, id});
+        if (!key.empty()) keys.emplace(std::string(key), id);
         return id;
     }
     Result<std::optional<Datum>> Claim(std::chrono::milliseconds) override {

@@ -21,7 +21,9 @@ namespace {
 // A queue whose head datum is always claimable and whose completions fail while `failing`.
 class FailingQueue final : public DataQueue {
   public:
-    Result<std::string> Enqueue(std::string_view) override { return std::string("1"); }
+    Result<std::string> Enqueue(std::string_view, std::string_view) override {
+        return std::string("1");
+    }
     Result<std::optional<Datum>> Claim(std::chrono::milliseconds) override {
         ++claims;
         if (done) {

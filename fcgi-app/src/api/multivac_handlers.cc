@@ -1,5 +1,8 @@
 #include "api/multivac_handlers.h"
 
+#include <algorithm>
+
+#include "core/sha256.h"
 #include "core/text.h"
 #include "http/errors.h"
 #include "http/request_body.h"
@@ -18,6 +21,29 @@ constexpr std::string_view kInsufficient = "INSUFFICIENT DATA FOR MEANINGFUL ANS
 constexpr std::string_view kUpdated = R"({"response": "MultiVAC updated!"})";
 // A datum is at most what a message may be.
 constexpr std::size_t kMaxDatumBytes = 64 * 1024;
+
+// The longest Idempotency-Key accepted (a UUID is 36; the IETF draft sets no bound).
+constexpr std::size_t kMaxIdempotencyKeyBytes = 255;
+
+// The queue's idempotency key of a POST: the client's Idempotency-Key, else the request id
+// nginx passed (the same on nginx's and the load balancer's retries), scoped to the client so
+// that two clients choosing the same key never share a datum; "" when there is neither.
+// Hashed, so every backend stores a short key of one length whatever the client sent.
+Result<std::string> EnqueueKey(const Request& request) {
+    const std::string& key = request.idempotency_key;
+    if (!key.empty()) {
+        const bool printable = std::all_of(key.begin(), key.end(),
+                                           [](unsigned char c) { return c >= 0x21 && c <= 0x7e; });
+        if (key.size() > kMaxIdempotencyKeyBytes || !printable)
+            return Error{ErrorKind::kInvalid, "invalid_idempotency_key",
+                         "The Idempotency-Key header must be 1 to 255 visible ASCII characters "
+                         "(a UUID is a good choice)."};
+        return Sha256Hex("key\n" + request.client + "\n" + key);
+    }
+    if (request.request_id_from_proxy)
+        return Sha256Hex("request-id\n" + request.client + "\n" + request.request_id);
+    return std::string();
+}
 
 Response Html(std::string_view body) {
     Response response;
@@ -52,11 +78,16 @@ Result<Response> HandleMultivacData(const Request& request, const Services& serv
     if (!IsValidUtf8(data.value()))
         return Error{ErrorKind::kInvalid, "data_not_utf8",
                      "The field \"data\" must be valid UTF-8."};
-    auto queued = TimedStore(services.store, services.metrics, "enqueue", StoreAccess::kWrite,
-                             [&] { return services.store.Queue().Enqueue(data.value()); });
+    auto key = EnqueueKey(request);
+    if (!key.ok()) return key.error();
+    auto queued = TimedStore(services.store, services.metrics, "enqueue", StoreAccess::kWrite, [&] {
+        return services.store.Queue().Enqueue(data.value(), key.value());
+    });
     if (!queued.ok()) return queued.error();
     Response response;
     response.body = kUpdated;
+    // The body is the original's, byte for byte; the id is extra, and a retry gets the same.
+    response.AddHeader("X-Datum-Id", queued.value());
     return response;
 }
 

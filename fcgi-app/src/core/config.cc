@@ -148,6 +148,10 @@ const std::vector<Setting>& Settings() {
                       "MultiVAC data that may wait to be processed; beyond it POST "
                       "/multivac/data answers 503 `queue_full` (at 64 KiB a datum, the default "
                       "fits LMDB's default map)"),
+        NumberSetting("idempotency-window-s", &Config::idempotency_window_s, 60, 30 * 86400,
+                      "seconds a POST /multivac/data retry (same `Idempotency-Key`, or the same "
+                      "`X-Request-Id` from nginx or the load balancer) answers the first "
+                      "datum's id instead of queueing it again; older keys expire"),
         NumberSetting("client-work-rate", &Config::client_work_rate, 0, 1000000,
                       "hashing work per client and second in this process, in cost-12 hashes "
                       "(a cost-14 hash or a verify of a `$2b$14$` hash counts 4); beyond it "

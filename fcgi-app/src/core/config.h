@@ -41,6 +41,7 @@ struct Config {
     LogTarget log = LogTarget::kAuto;
     std::size_t max_body_bytes = std::size_t{1} << 20;
     std::int64_t multivac_max_queued = 10000;  // data the MultiVAC queue may hold (data_queue.h)
+    int idempotency_window_s = 86400;          // how long an enqueue's idempotency key is kept
     int client_work_rate = 10;   // cost-12 hashes a second per client per process (0: off)
     int client_work_burst = 20;  // cost-12 hashes a client may bank (api/client_budget.h)
     std::string auth;            // HASHD_AUTH, valid for ParseAccessPolicy (core/access_policy.h)

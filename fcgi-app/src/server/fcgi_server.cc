@@ -99,7 +99,9 @@ Request Parse(const FCGX_Request& fcgi) {
     request.content_type = Param(fcgi, "CONTENT_TYPE");
     request.request_id = Param(fcgi, "REQUEST_ID");
     request.client = Param(fcgi, "REMOTE_ADDR");
+    request.request_id_from_proxy = !request.request_id.empty();
     if (request.request_id.empty()) request.request_id = NewRequestId();
+    request.idempotency_key = Param(fcgi, "HTTP_IDEMPOTENCY_KEY");
     // nginx passes every request header as HTTP_<NAME> (fastcgi_pass_request_headers is on).
     request.trace_id =
         RequestTraceId(Param(fcgi, "HTTP_TRACEPARENT"), Param(fcgi, "HTTP_X_CLOUD_TRACE_CONTEXT"));

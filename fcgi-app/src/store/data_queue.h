@@ -55,7 +55,14 @@ class DataQueue {
 
     // Queues `data`; returns its id once the datum is as durable as a stored message on this
     // backend (the README's "Durability" section).
-    virtual Result<std::string> Enqueue(std::string_view data) = 0;
+    //
+    // `key` ("" for none) makes the enqueue idempotent: a later Enqueue with the same key
+    // within the idempotency window (SetIdempotencyWindow) queues nothing and returns the id
+    // the first one got, whatever its data. The key and the datum are written in one atomic
+    // step, so a retry of an enqueue whose answer was lost (by the client, nginx or a load
+    // balancer) is stored once: either the first attempt committed both, or neither. A key
+    // older than the window is forgotten, and the same key then queues a new datum.
+    virtual Result<std::string> Enqueue(std::string_view data, std::string_view key) = 0;
 
     // Claims the oldest queued datum that no live consumer holds, waiting up to about `wait`
     // for one to arrive; nullopt when none came. The datum stays in the store until Complete.
@@ -92,8 +99,15 @@ class DataQueue {
     // acknowledged; everything acknowledged before stays queued.
     void SetMaxQueued(std::int64_t max_queued) { max_queued_ = max_queued; }
 
+    // How long an idempotency key is remembered (HASHD_IDEMPOTENCY_WINDOW_S). Longer than any
+    // retry (nginx's and the load balancer's are seconds; a client's, minutes to hours), short
+    // enough that the keys of a busy day do not outgrow the queue. Set once, before any thread
+    // uses the queue.
+    void SetIdempotencyWindow(std::chrono::seconds window) { idempotency_window_ = window; }
+
   protected:
     std::int64_t max_queued_ = 10000;
+    std::chrono::seconds idempotency_window_{86400};
 };
 
 }  // namespace hashd

@@ -47,14 +47,15 @@ double Now() {
 
 Result<std::unique_ptr<LmdbQueue>> LmdbQueue::Open(const std::string& directory,
                                                    std::size_t map_size) {
-    auto env = LmdbEnv::Open(directory, map_size, 3, "MultiVAC queue");
+    auto env = LmdbEnv::Open(directory, map_size, 4, "MultiVAC queue");
     if (!env.ok()) return env.error();
     // Creating the named databases is a write; after the first start it finds them.
     LmdbTxn txn;
     if (int rc = txn.Begin(env.value()->get(), 0); rc != 0)
         return env.value()->OpenError("first transaction", rc);
     Dbis dbis;
-    for (auto [name, dbi] : {std::pair{"queue", &dbis.queue}, std::pair{"meta", &dbis.meta}}) {
+    for (auto [name, dbi] : {std::pair{"queue", &dbis.queue}, std::pair{"meta", &dbis.meta},
+                             std::pair{"keys", &dbis.keys}}) {
         if (int rc = mdb_dbi_open(txn.get(), name, MDB_CREATE, dbi); rc != 0)
             return env.value()->OpenError(name, rc);
     }
@@ -67,10 +68,26 @@ Result<std::unique_ptr<LmdbQueue>> LmdbQueue::Open(const std::string& directory,
     return std::unique_ptr<LmdbQueue>(new LmdbQueue(std::move(env).value(), dbis));
 }
 
-Result<std::string> LmdbQueue::Enqueue(std::string_view data) {
+Result<std::string> LmdbQueue::Enqueue(std::string_view data, std::string_view key) {
     std::shared_lock<std::shared_mutex> lock;
     LmdbTxn txn;
     if (int rc = env_->Begin(txn, 0, lock); rc != 0) return env_->Failure(rc);
+    const double now = Now();
+    MDB_val idem_key = Val(key);
+    if (!key.empty()) {
+        // Under the write lock: a concurrent enqueue with the same key waits for this one.
+        MDB_val known{};
+        if (int rc = mdb_get(txn.get(), dbis_.keys, &idem_key, &known); rc == 0) {
+            const std::string_view bytes = View(known);
+            double expires = 0;
+            if (bytes.size() > sizeof expires) {
+                std::memcpy(&expires, bytes.data(), sizeof expires);
+                if (expires > now) return std::string(bytes.substr(sizeof expires));
+            }
+        } else if (rc != MDB_NOTFOUND) {
+            return env_->Failure(rc);
+        }
+    }
     // The bound, in the write transaction: exact, since writers are serialized.
     MDB_stat queued{};
     if (int rc = mdb_stat(txn.get(), dbis_.queue, &queued); rc != 0) return env_->Failure(rc);
@@ -85,18 +102,27 @@ Result<std::string> LmdbQueue::Enqueue(std::string_view data) {
     else if (rc != MDB_NOTFOUND)
         return env_->Failure(rc);
     ++seq;
-    const std::string key = SeqKey(seq);
-    const double now = Now();
+    const std::string queue_key = SeqKey(seq);
     std::string value(sizeof now, '\0');
     std::memcpy(value.data(), &now, sizeof now);
     value.append(data);
-    MDB_val k = Val(key), v = Val(value), sv = Val(key);
+    MDB_val k = Val(queue_key), v = Val(value), sv = Val(queue_key);
     if (int rc = mdb_put(txn.get(), dbis_.meta, &seq_key, &sv, 0); rc != 0)
         return env_->Failure(rc);
     if (int rc = mdb_put(txn.get(), dbis_.queue, &k, &v, MDB_APPEND); rc != 0)
         return env_->Failure(rc);
+    const std::string id = std::to_string(seq);
+    if (!key.empty()) {
+        const double expires = now + static_cast<double>(idempotency_window_.count());
+        std::string entry(sizeof expires, '\0');
+        std::memcpy(entry.data(), &expires, sizeof expires);
+        entry.append(id);
+        MDB_val e = Val(entry);
+        if (int rc = mdb_put(txn.get(), dbis_.keys, &idem_key, &e, 0); rc != 0)
+            return env_->Failure(rc);
+    }
     if (int rc = txn.Commit(); rc != 0) return env_->Failure(rc);
-    return std::to_string(seq);
+    return id;
 }
 
 Result<std::optional<Datum>> LmdbQueue::Oldest() {

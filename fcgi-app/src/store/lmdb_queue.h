@@ -5,8 +5,12 @@
 //   queue      8-byte big-endian sequence number -> 8-byte enqueue time + the datum; keys
 //              sort in arrival order, so the first key is the oldest datum;
 //   meta       "seq" -> the last sequence number handed out (ids are never reused, even once
-//              the queue is empty); "first" -> the first processed datum (MDB_NOOVERWRITE).
-// hashd 0.1.0 also kept every processed datum in a third, "processed" (decimal id -> datum);
+//              the queue is empty); "first" -> the first processed datum (MDB_NOOVERWRITE);
+//   keys       idempotency key -> 8-byte expiry time (Unix seconds, a double) + the id its
+//              enqueue got; written in the enqueue's own transaction, so a key exists exactly
+//              when its datum was queued. An expired key is replaced by the next enqueue
+//              with that key (keys are not swept: each costs its length plus ~30 bytes).
+// hashd 0.1.0 also kept every processed datum in another, "processed" (decimal id -> datum);
 // PruneProcessed empties it in batches and then drops it. Pages freed by deletions are reused,
 // so the file stays about the size of the largest backlog (HASHD_MULTIVAC_MAX_QUEUED data).
 //
@@ -44,7 +48,7 @@ class LmdbQueue final : public DataQueue {
     static Result<std::unique_ptr<LmdbQueue>> Open(const std::string& directory,
                                                    std::size_t map_size);
 
-    Result<std::string> Enqueue(std::string_view data) override;
+    Result<std::string> Enqueue(std::string_view data, std::string_view key) override;
     Result<std::optional<Datum>> Claim(std::chrono::milliseconds wait) override;
     Status Complete(const Datum& datum) override;
     Status Recover() override { return Ok{}; }
@@ -54,7 +58,7 @@ class LmdbQueue final : public DataQueue {
 
   private:
     struct Dbis {
-        MDB_dbi queue = 0, meta = 0;
+        MDB_dbi queue = 0, meta = 0, keys = 0;
         std::optional<MDB_dbi> processed;  // hashd 0.1.0's, until pruned
     };
 

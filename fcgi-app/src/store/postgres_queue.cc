@@ -1,4 +1,5 @@
 // The MultiVAC queue of the PostgreSQL backend (see postgres_store.h for the design).
+#include <cstring>
 #include <thread>
 
 #include "store/postgres_store.h"
@@ -19,6 +20,15 @@ constexpr const char* kTables[][2] = {
      " one boolean PRIMARY KEY DEFAULT true CHECK (one),"
      " id bigint NOT NULL,"
      " data bytea NOT NULL)"},
+    // Idempotency keys of enqueues (postgres_store.h); id 0 while its enqueue is in flight.
+    {"hashd_multivac_keys",
+     "CREATE TABLE IF NOT EXISTS hashd_multivac_keys ("
+     " key text PRIMARY KEY,"
+     " id bigint NOT NULL,"
+     " expires_at timestamptz NOT NULL)"},
+    {"hashd_multivac_keys_expires_at",
+     "CREATE INDEX IF NOT EXISTS hashd_multivac_keys_expires_at"
+     " ON hashd_multivac_keys (expires_at)"},
 };
 
 // Text columns come back as their bytes in binary format, so every result below is read
@@ -29,6 +39,30 @@ constexpr const char* kTables[][2] = {
 constexpr const char* kEnqueue =
     "INSERT INTO hashd_multivac_queue (data) SELECT $1 WHERE (SELECT count(*) FROM (SELECT 1 "
     "FROM hashd_multivac_queue LIMIT $2::bigint) AS q) < $2::bigint RETURNING id::text";
+// The idempotency keys' statements (postgres_store.h), as SQL text.
+// The enqueue, recording its id under the key the transaction took ($3).
+constexpr const char* kEnqueueKeyed = R"(
+WITH queued AS (
+  INSERT INTO hashd_multivac_queue (data) SELECT $1
+  WHERE (SELECT count(*) FROM (SELECT 1 FROM hashd_multivac_queue LIMIT $2::bigint) AS q)
+        < $2::bigint
+  RETURNING id)
+UPDATE hashd_multivac_keys SET id = queued.id FROM queued WHERE key = $3
+RETURNING queued.id::text)";
+// A row back: this transaction holds the key ($1), new or expired. None: a live key, committed
+// by another enqueue (a concurrent one with the same key is waited for).
+constexpr const char* kTakeKey = R"(
+INSERT INTO hashd_multivac_keys (key, id, expires_at)
+VALUES ($1, 0, clock_timestamp() + $2::bigint * interval '1 second')
+ON CONFLICT (key) DO UPDATE SET id = 0, expires_at = EXCLUDED.expires_at
+WHERE hashd_multivac_keys.expires_at <= clock_timestamp()
+RETURNING 1)";
+constexpr const char* kKnownKey = R"(SELECT id::text FROM hashd_multivac_keys WHERE key = $1)";
+// A few expired keys per keyed enqueue keep the table at about one window of keys.
+constexpr const char* kSweepKeys = R"(
+DELETE FROM hashd_multivac_keys WHERE key IN (
+  SELECT key FROM hashd_multivac_keys WHERE expires_at <= clock_timestamp()
+  ORDER BY expires_at LIMIT 8 FOR UPDATE SKIP LOCKED))";
 constexpr const char* kClaim =
     "SELECT id::text, data, extract(epoch FROM enqueued_at)::text FROM hashd_multivac_queue "
     "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED";
@@ -73,40 +107,93 @@ bool PostgresStore::CreateQueueTables(PGconn* conn) {
     return true;
 }
 
-Result<std::string> PostgresStore::Enqueue(std::string_view data) {
+Result<std::string> PostgresStore::Enqueue(std::string_view data, std::string_view key) {
     const std::string bound = std::to_string(max_queued_);
-    auto result = Run([&](PGconn* c) {
-        const char* values[] = {data.empty() ? "" : data.data(), bound.c_str()};
-        const int lengths[] = {static_cast<int>(data.size()), 0};
-        const int formats[] = {1, 0};
-        return PQsendQueryParams(c, kEnqueue, 2, nullptr, values, lengths, formats, 1);
+    const std::string window = std::to_string(idempotency_window_.count());
+    const std::string key_text(key);
+    std::string id;
+    // One transaction, retried whole: a lost session before COMMIT committed nothing, and a
+    // COMMIT without a reply is a 503 (the client's retry with the same key is then safe).
+    auto done = Transaction([&](const Step& step) -> Status {
+        if (!key.empty()) {
+            const char* values[] = {key_text.c_str(), window.c_str()};
+            auto taken = step([&](PGconn* c) {
+                return PQsendQueryParams(c, kTakeKey, 2, nullptr, values, nullptr, nullptr, 0);
+            });
+            if (!taken.ok()) return taken.error();
+            if (PQntuples(taken.value().get()) == 0) {
+                auto known = step([&](PGconn* c) {
+                    return PQsendQueryParams(c, kKnownKey, 1, nullptr, values, nullptr, nullptr, 1);
+                });
+                if (!known.ok()) return known.error();
+                if (PQntuples(known.value().get()) != 1) return StoreUnavailable(Backend(), 1);
+                id = Cell(known.value().get(), 0, 0);
+                return Ok{};
+            }
+            auto swept = step([](PGconn* c) {
+                return PQsendQueryParams(c, kSweepKeys, 0, nullptr, nullptr, nullptr, nullptr, 0);
+            });
+            if (!swept.ok()) return swept.error();
+        }
+        auto queued = step([&](PGconn* c) {
+            const char* values[] = {data.empty() ? "" : data.data(), bound.c_str(),
+                                    key_text.c_str()};
+            const int lengths[] = {static_cast<int>(data.size()), 0, 0};
+            const int formats[] = {1, 0, 0};
+            return key.empty()
+                       ? PQsendQueryParams(c, kEnqueue, 2, nullptr, values, lengths, formats, 1)
+                       : PQsendQueryParams(c, kEnqueueKeyed, 3, nullptr, values, lengths, formats,
+                                           1);
+        });
+        if (!queued.ok()) return queued.error();
+        if (PQntuples(queued.value().get()) == 0) return QueueFull(max_queued_);
+        if (PQntuples(queued.value().get()) != 1) return StoreUnavailable(Backend(), 1);
+        id = Cell(queued.value().get(), 0, 0);
+        return Ok{};
     });
-    if (!result.ok()) return result.error();
-    if (PQntuples(result.value().get()) == 0) return QueueFull(max_queued_);
-    if (PQntuples(result.value().get()) != 1) return StoreUnavailable(Backend(), 1);
-    return Cell(result.value().get(), 0, 0);
+    if (!done.ok()) return done.error();
+    return id;
 }
 
 Result<std::optional<Datum>> PostgresStore::Claim(std::chrono::milliseconds wait) {
     const auto deadline = std::chrono::steady_clock::now() + wait;
+    Connection& connection = connections_.Get();
+    // A claim never completed (the caller gave up on it): release its row first.
+    if (connection.conn && connection.in_claim) {
+        connection.in_claim = false;
+        if (!Exec(connection.conn.get(), [](PGconn* c) { return PQsendQuery(c, "ROLLBACK"); }).ok())
+            connection.conn.reset();
+    }
     for (;;) {
-        if (auto begun = Run([](PGconn* c) { return PQsendQuery(c, "BEGIN"); }); !begun.ok())
-            return begun.error();
-        auto claimed = Run([](PGconn* c) {
-            return PQsendQueryParams(c, kClaim, 0, nullptr, nullptr, nullptr, nullptr, 1);
-        });
+        std::optional<Datum> found;
+        bool keep_open = false;
+        // BEGIN and the claim are one transaction, retried whole; with a row it stays open
+        // (holding the row's lock) until Complete, on this very session.
+        auto claimed = Transaction(
+            [&](const Step& step) -> Status {
+                found.reset();
+                auto rows = step([](PGconn* c) {
+                    return PQsendQueryParams(c, kClaim, 0, nullptr, nullptr, nullptr, nullptr, 1);
+                });
+                if (!rows.ok()) return rows.error();
+                const PGresult* row = rows.value().get();
+                keep_open = PQntuples(row) == 1;
+                if (keep_open) {
+                    Datum datum;
+                    datum.id = Cell(row, 0, 0);
+                    datum.data = Cell(row, 0, 1);
+                    datum.enqueued_at = std::strtod(Cell(row, 0, 2).c_str(), nullptr);
+                    found = std::move(datum);
+                }
+                return Ok{};
+            },
+            &keep_open);
         if (!claimed.ok()) return claimed.error();
-        const PGresult* rows = claimed.value().get();
-        if (PQntuples(rows) == 1) {
-            Datum datum;
-            datum.id = Cell(rows, 0, 0);
-            datum.data = Cell(rows, 0, 1);
-            datum.enqueued_at = std::strtod(Cell(rows, 0, 2).c_str(), nullptr);
-            datum.receipt = datum.id;
-            return std::optional<Datum>{std::move(datum)};
+        if (found) {
+            // The session the lock lives on: Complete refuses any other.
+            found->receipt = std::to_string(connections_.Get().session);
+            return found;
         }
-        if (auto ended = Run([](PGconn* c) { return PQsendQuery(c, "COMMIT"); }); !ended.ok())
-            return ended.error();
         if (std::chrono::steady_clock::now() + kPollInterval > deadline)
             return std::optional<Datum>{};
         std::this_thread::sleep_for(kPollInterval);
@@ -114,18 +201,36 @@ Result<std::optional<Datum>> PostgresStore::Claim(std::chrono::milliseconds wait
 }
 
 Status PostgresStore::Complete(const Datum& datum) {
-    auto done = Run([&](PGconn* c) {
+    Connection& connection = connections_.Get();
+    // The claim's lock went with its session (the server rolled it back and the row is free
+    // again, for this consumer or another): completing it on a new session would be a lone
+    // statement of a lost transaction. Refuse; the datum is claimed again.
+    if (!connection.conn || !connection.in_claim ||
+        datum.receipt != std::to_string(connection.session))
+        return StoreUnavailable(Backend(), 1,
+                                "postgresql: the claim's session was lost; the datum is queued "
+                                "again");
+    connection.in_claim = false;
+    PGconn* conn = connection.conn.get();
+    auto done = Exec(conn, [&](PGconn* c) {
         const char* values[] = {datum.id.c_str(), datum.data.empty() ? "" : datum.data.data()};
         const int lengths[] = {0, static_cast<int>(datum.data.size())};
         const int formats[] = {0, 1};
         return PQsendQueryParams(c, kComplete, 2, nullptr, values, lengths, formats, 0);
     });
-    // Commit on success; on failure end the (now aborted) transaction so the connection is
-    // usable again and the row's lock is released for the next claim.
-    const char* end = done.ok() ? "COMMIT" : "ROLLBACK";
-    auto ended = Run([&](PGconn* c) { return PQsendQuery(c, end); });
-    if (!done.ok()) return done.error();
-    if (!ended.ok()) return ended.error();
+    if (!done.ok()) {
+        if (done.error().kind == ErrorKind::kFull &&
+            Exec(conn, [](PGconn* c) { return PQsendQuery(c, "ROLLBACK"); }).ok())
+            return done.error();
+        return Failed(connection, "complete");
+    }
+    // Not retried: a COMMIT without a confirmed reply may or may not have happened. Either
+    // way nothing is lost (not committed: the row is free and redelivered) and nothing is
+    // doubled (Complete is idempotent), but it is not reported as done.
+    auto committed = Exec(conn, [](PGconn* c) { return PQsendQuery(c, "COMMIT"); });
+    if (!committed.ok() || std::strcmp(PQcmdStatus(committed.value().get()), "COMMIT") != 0)
+        return Failed(connection, "COMMIT of a completion not confirmed (outcome unknown)");
+    connection.backoff.Succeeded();
     return Ok{};
 }
 

@@ -128,6 +128,8 @@ Status PostgresStore::Connect(Connection& connection) {
         polling = PQconnectPoll(conn);
     }
     if (PQsetnonblocking(conn, 1) != 0) return fail();
+    ++connection.session;
+    connection.in_claim = false;
 
     const std::string set_timeout = "SET statement_timeout = " + std::to_string(timeout_.count());
     if (!Exec(conn, [&](PGconn* c) { return PQsendQuery(c, set_timeout.c_str()); }).ok())
@@ -147,7 +149,7 @@ Status PostgresStore::Connect(Connection& connection) {
     return Ok{};
 }
 
-Result<PostgresStore::ResultPtr> PostgresStore::Run(const Send& send) {
+Status PostgresStore::OnSession(const std::function<bool(Connection&)>& attempt) {
     Connection& connection = connections_.Get();
     // A connection that worked before may have gone stale (server restarted): its failure
     // earns one immediate retry on a fresh connection. A fresh one that fails: back off. Only
@@ -157,25 +159,89 @@ Result<PostgresStore::ResultPtr> PostgresStore::Run(const Send& send) {
     // can return a little before the deadline, its milliseconds rounded down.)
     const auto started = Clock::now();
     std::string last_error;
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int tries = 0; tries < 2; ++tries) {
         const bool fresh = !connection.conn;
         if (fresh) {
             if (auto connected = Connect(connection); !connected.ok()) return connected.error();
         }
-        auto result = Exec(connection.conn.get(), send);
-        if (result.ok()) {
-            connection.backoff.Succeeded();
-            return result;
-        }
-        if (result.error().kind == ErrorKind::kFull) return result;  // the server is up, but full
+        if (attempt(connection)) return Ok{};
         last_error = ErrorText(connection.conn.get());
         connection.conn.reset();  // unknown state (timeout mid-query, lost server): start over
+        connection.in_claim = false;
         if (fresh || Clock::now() - started >= timeout_ / 2) break;
     }
     const auto now = Clock::now();
     connection.backoff.Failed(now);
     return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(now),
                             "postgresql: " + last_error);
+}
+
+Result<PostgresStore::ResultPtr> PostgresStore::Run(const Send& send) {
+    std::optional<Result<ResultPtr>> result;
+    auto ran = OnSession([&](Connection& connection) {
+        result = Exec(connection.conn.get(), send);
+        if (result->ok()) connection.backoff.Succeeded();
+        // A full server is up: its refusal is the answer, not a failed session.
+        return result->ok() || result->error().kind == ErrorKind::kFull;
+    });
+    if (!ran.ok()) return ran.error();
+    return std::move(*result);
+}
+
+Error PostgresStore::Failed(Connection& connection, const std::string& what) {
+    const std::string reason = ErrorText(connection.conn.get());
+    connection.conn.reset();  // the server rolls back whatever was open on it
+    connection.in_claim = false;
+    const auto now = Clock::now();
+    connection.backoff.Failed(now);
+    return StoreUnavailable(Backend(), connection.backoff.RetryAfterSeconds(now),
+                            "postgresql: " + what + ": " + reason);
+}
+
+Status PostgresStore::Transaction(const Body& body, const bool* keep_open) {
+    auto plain = [](const char* sql) { return [sql](PGconn* c) { return PQsendQuery(c, sql); }; };
+    Status outcome = Ok{};
+    // An attempt that returns false failed before COMMIT was sent: nothing of it was
+    // committed, and OnSession may run the whole transaction again on a fresh session.
+    auto ran = OnSession([&](Connection& connection) {
+        PGconn* conn = connection.conn.get();
+        bool step_failed = false;
+        std::optional<Error> full;
+        const Step step = [&](const Send& send) -> Result<ResultPtr> {
+            auto result = Exec(conn, send);
+            if (!result.ok()) {
+                step_failed = true;
+                if (result.error().kind == ErrorKind::kFull) full = result.error();
+            }
+            return result;
+        };
+        Status verdict = Ok{};
+        if (step(plain("BEGIN")).ok()) verdict = body(step);
+        if (step_failed && !full) return false;
+        if (full || !verdict.ok()) {
+            // The server is up, but out of space (507), or the body's own answer (the queue
+            // is full): end the transaction, undoing everything, and give that answer.
+            if (!Exec(conn, plain("ROLLBACK")).ok()) Failed(connection, "rollback");
+            outcome = full ? Status(*full) : verdict;
+            return true;
+        }
+        if (keep_open != nullptr && *keep_open) {
+            connection.in_claim = true;
+            connection.backoff.Succeeded();
+            return true;
+        }
+        // Past this point the outcome may be unknown: never retried, never a success unless
+        // the server said COMMIT (an aborted transaction answers ROLLBACK).
+        auto committed = Exec(conn, plain("COMMIT"));
+        if (committed.ok() && std::strcmp(PQcmdStatus(committed.value().get()), "COMMIT") == 0)
+            connection.backoff.Succeeded();
+        else
+            outcome =
+                Failed(connection, "COMMIT not confirmed (its outcome is unknown; not retried)");
+        return true;
+    });
+    if (!ran.ok()) return ran.error();
+    return outcome;
 }
 
 Status PostgresStore::Put(std::string_view digest, std::string_view message) {

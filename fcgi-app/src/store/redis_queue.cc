@@ -13,6 +13,9 @@ constexpr std::string_view kSeq = "hashd:multivac:seq";
 constexpr std::string_view kProcessed = "hashd:multivac:processed";  // hashd 0.1.0's
 constexpr std::string_view kFirst = "hashd:multivac:first";
 constexpr std::string_view kConsumers = "hashd:multivac:consumers";
+// hashd:multivac:key:<idempotency key> -> the id its enqueue got, expiring (PX) after the
+// idempotency window.
+constexpr std::string_view kKeyPrefix = "hashd:multivac:key:";
 
 std::string Processing(std::string_view consumer) {
     return "hashd:multivac:processing:" + std::string(consumer);
@@ -23,10 +26,17 @@ std::string Alive(std::string_view consumer) {
 
 // The id and the element in one step, so no id is taken without its datum being queued.
 // -1 when the queue holds its bound (ARGV[3]) already: checked and pushed in one atomic step.
+// With an idempotency key (ARGV[4] = "1", KEYS[3] its key) a key already set answers its id
+// and queues nothing; else the key is set with the new id in the same step (ARGV[5]: ms).
 constexpr std::string_view kEnqueueScript = R"(
+if ARGV[4] == '1' then
+  local known = redis.call('GET', KEYS[3])
+  if known then return tonumber(known) end
+end
 if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[3]) then return -1 end
 local id = redis.call('INCR', KEYS[1])
 redis.call('LPUSH', KEYS[2], id .. ':' .. ARGV[1] .. ':' .. ARGV[2])
+if ARGV[4] == '1' then redis.call('SET', KEYS[3], id, 'PX', ARGV[5]) end
 return id)";
 
 // Records the datum as the first if none is, and releases its claim, atomically; a second
@@ -84,10 +94,16 @@ Result<std::vector<std::string>> RedisStore::Consumers() {
     return consumers;
 }
 
-Result<std::string> RedisStore::Enqueue(std::string_view data) {
+Result<std::string> RedisStore::Enqueue(std::string_view data, std::string_view key) {
     const std::string now = std::to_string(NowMs());
     const std::string bound = std::to_string(max_queued_);
-    auto reply = Command({"EVAL", kEnqueueScript, "2", kSeq, kQueue, now, data, bound});
+    const std::string key_name = std::string(kKeyPrefix) + std::string(key);
+    const std::string window_ms =
+        std::to_string(std::chrono::milliseconds(idempotency_window_).count());
+    // The script is atomic, so Command's one retry on a fresh connection (a reply lost with
+    // the connection) cannot queue the datum twice when a key is given.
+    auto reply = Command({"EVAL", kEnqueueScript, "3", kSeq, kQueue, key_name, now, data, bound,
+                          key.empty() ? "0" : "1", window_ms});
     if (!reply.ok()) return reply.error();
     if (reply.value()->type != REDIS_REPLY_INTEGER) return StoreUnavailable(Backend(), 1);
     if (reply.value()->integer < 0) return QueueFull(max_queued_);

@@ -77,7 +77,7 @@ class RedisStore final : public MessageStore, public DataQueue {
     // DataQueue (store/redis_queue.cc). Claim must not be called again before the claimed
     // datum is completed; Recover() must be called between data, never during one.
     static constexpr std::chrono::seconds kConsumerTtl{10};
-    Result<std::string> Enqueue(std::string_view data) override;
+    Result<std::string> Enqueue(std::string_view data, std::string_view key) override;
     Result<std::optional<Datum>> Claim(std::chrono::milliseconds wait) override;
     Status Complete(const Datum& datum) override;
     Status Recover() override;

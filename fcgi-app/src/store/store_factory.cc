@@ -36,7 +36,11 @@ Result<std::unique_ptr<MessageStore>> OpenBackend(const Config& config) {
 
 Result<std::unique_ptr<MessageStore>> OpenMessageStore(const Config& config) {
     auto store = OpenBackend(config);
-    if (store.ok()) store.value()->Queue().SetMaxQueued(config.multivac_max_queued);
+    if (store.ok()) {
+        store.value()->Queue().SetMaxQueued(config.multivac_max_queued);
+        store.value()->Queue().SetIdempotencyWindow(
+            std::chrono::seconds(config.idempotency_window_s));
+    }
     return store;
 }
 
