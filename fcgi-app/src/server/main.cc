@@ -2,19 +2,14 @@
 // `spawn-fcgi -n` hands it. See --help for the settings.
 
 #include <fcgiapp.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <systemd/sd-daemon.h>
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "api/access.h"
@@ -24,6 +19,10 @@
 #include "core/env_file.h"
 #include "core/logger.h"
 #include "core/no_core_dumps.h"
+#include "daemon/flags.h"
+#include "daemon/notify.h"
+#include "daemon/stop_signals.h"
+#include "daemon/watchdog.h"
 #include "hashing/bcrypt_self_test.h"
 #include "metrics/metrics.h"
 #include "server/fcgi_server.h"
@@ -43,40 +42,14 @@ bool IsListeningSocket(int fd) {
     return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0 && listening;
 }
 
-// Feeds the systemd watchdog while the server is healthy, until told to stop.
-class Watchdog {
-  public:
-    explicit Watchdog(const FcgiServer& server) {
-        uint64_t usec = 0;
-        if (sd_watchdog_enabled(0, &usec) <= 0) return;
-        thread_ = std::jthread([this, &server, usec](std::stop_token stop) {
-            const auto interval = std::chrono::microseconds(usec / 2);
-            std::unique_lock lock(mutex_);
-            while (!stop.stop_requested()) {
-                if (server.Healthy(kStuckWorker)) sd_notify(0, "WATCHDOG=1");
-                wake_.wait_for(lock, stop, interval, [] { return false; });
-            }
-        });
-    }
-
-  private:
-    std::mutex mutex_;
-    std::condition_variable_any wake_;
-    std::jthread thread_;  // last: joined before the members it uses are destroyed
-};
-
 // --check-config FILE: the settings of FILE, over this process's environment (as systemd
 // layers an EnvironmentFile= over /etc/default/hashd), through the same loader and store
 // address parsing a start would use. Nothing is opened or connected; an LMDB path is not
 // created. Exit 0 when valid, 2 with one line naming what is wrong.
-int CheckConfigFile(const std::vector<std::string>& args) {
-    if (args.size() != 2 || args[0] != "--check-config") {
-        std::fputs("hashd-fcgi: usage: hashd-fcgi --check-config FILE\n", stderr);
-        return 2;
-    }
-    auto file = ReadEnvFile(args[1]);
+int CheckConfigFile(const std::string& path) {
+    auto file = ReadEnvFile(path);
     auto fail = [&](const std::string& why) {
-        std::fprintf(stderr, "hashd-fcgi: %s: %s\n", args[1].c_str(), why.c_str());
+        std::fprintf(stderr, "hashd-fcgi: %s: %s\n", path.c_str(), why.c_str());
         return 2;
     };
     if (!file.ok()) return fail(file.error().message);
@@ -97,7 +70,7 @@ int CheckConfigFile(const std::vector<std::string>& args) {
     } else if (config.value().store.size() == 5) {
         return fail("HASHD_STORE=lmdb: needs a directory");
     }
-    std::printf("hashd-fcgi: %s: valid\n", args[1].c_str());
+    std::printf("hashd-fcgi: %s: valid\n", path.c_str());
     return 0;
 }
 
@@ -105,25 +78,16 @@ int CheckConfigFile(const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
-    for (const std::string& arg : args) {
-        if (arg == "--help" || arg == "-h") {
-            std::fputs(ConfigHelp().c_str(), stdout);
-            return 0;
-        }
-        if (arg == "--settings-markdown") {
-            std::fputs(SettingsMarkdown().c_str(), stdout);
-            return 0;
-        }
-        if (arg == "--print-defaults-file") {
-            std::fputs(DefaultsFileSettings().c_str(), stdout);
-            return 0;
-        }
-        if (arg == "--check-config") return CheckConfigFile(args);
-        if (arg == "--version") {
-            std::printf("hashd-fcgi %s (%s)\n", kVersion, kCommit);
-            return 0;
-        }
-    }
+    const ProgramFlags flags{
+        .program = "hashd-fcgi",
+        .help = ConfigHelp,
+        .print_flags = {{"--settings-markdown", SettingsMarkdown},
+                        {"--print-defaults-file", DefaultsFileSettings}},
+        .check_config = true,
+    };
+    const FlagOutcome outcome = ParseFlags(flags, args);
+    if (outcome.kind == FlagOutcome::Kind::kCheckConfig) return CheckConfigFile(outcome.path);
+    if (auto exit_code = FinishPrintOrUsage(outcome)) return *exit_code;
     // Before any password reaches memory and before any thread starts (no_core_dumps.h).
     if (auto undumpable = DisableCoreDumps(); !undumpable.ok()) {
         std::fprintf(stderr, "hashd-fcgi: %s\n", undumpable.error().message.c_str());
@@ -160,15 +124,13 @@ int main(int argc, char** argv) {
         return 2;
     }
 
-    // Signals are taken synchronously by the main thread: block them before any thread starts
-    // so that every thread inherits the mask. SIGPIPE is ignored: a client that went away is an
-    // error value from the write, not a reason to die.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    // Before any thread starts, so that every thread inherits the mask (stop_signals.h).
+    auto stop_signals = BlockStopSignals();
+    if (!stop_signals.ok()) {
+        logger.Log(LogLevel::kError, "cannot block the stop signals",
+                   {{"ERROR", stop_signals.error().message}});
+        return 1;
+    }
 
     auto metrics = Metrics::Open(config.value(), RouteKeys());
     if (!metrics.ok()) {
@@ -190,28 +152,27 @@ int main(int argc, char** argv) {
     const Services services{config.value(), *store.value(), *metrics.value(), draining, readiness};
     FcgiServer server(services, logger, kListenFd, std::move(access).value());
 
-    std::jthread signal_waiter([&] {
-        int signal_number = 0;
-        sigwait(&stop_signals, &signal_number);
+    // Declared after the server: joined (and its stop reaction done) before the server goes.
+    const StopSignalWaiter signal_waiter(stop_signals.value(), [&](int signal_number) {
         draining.store(true);
-        sd_notify(0, "STOPPING=1\nSTATUS=Finishing in-flight requests");
+        // Ignored on failure, as all of this process's notifications (notify.h).
+        static_cast<void>(NotifyStopping("Finishing in-flight requests"));
         logger.Log(LogLevel::kInfo, "stopping: finishing in-flight requests",
                    {{"SIGNAL", strsignal(signal_number)}});
         server.Stop();
     });
-    Watchdog watchdog(server);
+    const WatchdogThread watchdog(WatchdogPingIntervalFromEnvironment(),
+                                  [&server] { return server.Healthy(kStuckWorker); });
 
     logger.Log(LogLevel::kInfo, "serving",
                {{"VERSION", kVersion},
                 {"THREADS", std::to_string(config.value().threads)},
                 {"INSTANCE", std::to_string(config.value().instance)},
                 {"STORE_BACKEND", std::string(store.value()->Backend())}});
-    sd_notifyf(0, "READY=1\nSTATUS=Serving with %d threads", config.value().threads);
+    static_cast<void>(
+        NotifyReady("Serving with " + std::to_string(config.value().threads) + " threads"));
     server.Run();
 
     logger.Log(LogLevel::kInfo, "stopped", {});
-    // The signal thread is done when Run() returns after a stop; after any other exit of Run()
-    // (accept failed), wake it so the join below does not wait for a signal.
-    if (!draining.load()) pthread_kill(signal_waiter.native_handle(), SIGTERM);
     return 0;
 }
