@@ -212,15 +212,44 @@ TEST_F(LmdbQueueTest, ClaimsInArrivalOrderAndCompletesIdempotently) {
     EXPECT_FALSE(none.value());
 }
 
+// The queue's LMDB environment opened directly, as an operator's mdb_* tools would.
+class RawEnv {
+  public:
+    RawEnv(const std::string& directory, unsigned flags) {
+        if (mdb_env_create(&env_) != 0) return;
+        mdb_env_set_maxdbs(env_, 5);
+        mdb_env_set_mapsize(env_, std::size_t{1} << 22);
+        opened_ = mdb_env_open(env_, directory.c_str(), flags | MDB_NOTLS, 0600) == 0;
+    }
+    ~RawEnv() {
+        if (env_) mdb_env_close(env_);
+    }
+    RawEnv(const RawEnv&) = delete;
+    RawEnv& operator=(const RawEnv&) = delete;
+    MDB_env* get() const { return opened_ ? env_ : nullptr; }
+
+    // Entries of the named database; -1 when it does not exist (or on any error).
+    long long Entries(const char* name) const {
+        MDB_txn* txn = nullptr;
+        if (!get() || mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn) != 0) return -1;
+        MDB_dbi dbi = 0;
+        MDB_stat stat{};
+        const bool found = mdb_dbi_open(txn, name, 0, &dbi) == 0 && mdb_stat(txn, dbi, &stat) == 0;
+        mdb_txn_abort(txn);
+        return found ? static_cast<long long>(stat.ms_entries) : -1;
+    }
+
+  private:
+    MDB_env* env_ = nullptr;
+    bool opened_ = false;
+};
+
 // What hashd 0.1.0 left: `count` processed data in a "processed" database of the queue's env.
 void WriteLegacyProcessed(const std::string& directory, int count) {
-    MDB_env* env = nullptr;
-    ASSERT_EQ(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 3);
-    mdb_env_set_mapsize(env, std::size_t{1} << 22);
-    ASSERT_EQ(mdb_env_open(env, directory.c_str(), MDB_NOTLS, 0600), 0);
+    RawEnv env(directory, 0);
+    ASSERT_NE(env.get(), nullptr);
     MDB_txn* txn = nullptr;
-    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+    ASSERT_EQ(mdb_txn_begin(env.get(), nullptr, 0, &txn), 0);
     MDB_dbi dbi = 0;
     ASSERT_EQ(mdb_dbi_open(txn, "processed", MDB_CREATE, &dbi), 0);
     const std::string datum(100, 'x');
@@ -231,7 +260,25 @@ void WriteLegacyProcessed(const std::string& directory, int count) {
         ASSERT_EQ(mdb_put(txn, dbi, &key, &value, 0), 0);
     }
     ASSERT_EQ(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+}
+
+TEST_F(LmdbQueueTest, ExpiredKeysAreSweptSoTheyDoNotFillTheMap) {
+    auto queue = Open();
+    ASSERT_TRUE(queue);
+    // nginx gives every request its own X-Request-Id: each enqueue leaves a new key.
+    queue->SetIdempotencyWindow(std::chrono::seconds(0));
+    for (int i = 0; i < 20; ++i)
+        ASSERT_TRUE(queue->Enqueue("short-lived", "expiring-" + std::to_string(i)).ok());
+    // Expiry is kept to the second, rounded up: two seconds on, all twenty have expired.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+    queue->SetIdempotencyWindow(std::chrono::seconds(3600));
+    for (int i = 0; i < 5; ++i)
+        ASSERT_TRUE(queue->Enqueue("kept", "live-" + std::to_string(i)).ok());
+    EXPECT_EQ(queue->Enqueue("kept, retried", "live-0").value(), "21");  // still known
+    queue.reset();
+    RawEnv env(dir_.path() + "/multivac", MDB_RDONLY);
+    EXPECT_EQ(env.Entries("keys"), 5);  // each enqueue swept up to 4 expired keys
+    EXPECT_EQ(env.Entries("expiry"), 5);
 }
 
 TEST_F(LmdbQueueTest, KeepsNoProcessedDataAndPrunesWhatAnOlderVersionKeptInBatches) {
@@ -255,17 +302,10 @@ TEST_F(LmdbQueueTest, KeepsNoProcessedDataAndPrunesWhatAnOlderVersionKeptInBatch
     EXPECT_EQ(queue->First().value(), std::optional<std::string>("new"));
     queue.reset();
     // Dropped: a reopened queue finds no "processed" database at all.
-    MDB_env* env = nullptr;
-    ASSERT_EQ(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 3);
-    ASSERT_EQ(mdb_env_open(env, (dir_.path() + "/multivac").c_str(), MDB_RDONLY | MDB_NOTLS, 0600),
-              0);
-    MDB_txn* txn = nullptr;
-    ASSERT_EQ(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn), 0);
-    MDB_dbi dbi = 0;
-    EXPECT_EQ(mdb_dbi_open(txn, "processed", 0, &dbi), MDB_NOTFOUND);
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
+    RawEnv env(dir_.path() + "/multivac", MDB_RDONLY);
+    ASSERT_NE(env.get(), nullptr);
+    EXPECT_EQ(env.Entries("processed"), -1);
+    EXPECT_EQ(env.Entries("queue"), 0);
 }
 
 TEST_F(LmdbQueueTest, SurvivesReopenAndNeverReusesIds) {

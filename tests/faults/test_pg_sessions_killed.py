@@ -7,9 +7,9 @@ before or after a COMMIT. Before the fix a lone statement of a transaction was r
 fresh session (a claim without its BEGIN holds no lock: two workers process one datum; a
 COMMIT there "succeeds" having committed nothing), and a client's retry of an enqueue whose
 answer was lost queued it again under a new id. What must hold now, read from the store:
-every datum stored once (the clients retry with one Idempotency-Key per datum), no id
-processed twice, the workers' processed count equal to the rows processed, and every
-acknowledged enqueue processed.
+every datum stored once (the clients retry with one Idempotency-Key per datum: no id is
+processed that no client was answered), no id processed twice, and every acknowledged enqueue
+processed (the workers' logs, since the store keeps no processed data).
 
 Figures (kills, sessions killed, posts, retries, acknowledged, stored, processed, lost,
 duplicates) are printed in the fault summary.
@@ -95,6 +95,9 @@ def test_sessions_killed_mid_transaction_lose_and_duplicate_nothing(make_stack, 
                     with lock:
                         tally[f"status_{r.status_code}"] += 1
                     time.sleep(min(float(r.headers.get("Retry-After", "1")), 1.0) * 0.3)
+                else:
+                    with lock:
+                        tally["abandoned"] += 1
 
         kill_thread = threading.Thread(target=killer)
         kill_thread.start()
@@ -109,30 +112,36 @@ def test_sessions_killed_mid_transaction_lose_and_duplicate_nothing(make_stack, 
         wait_for(lambda: inspector.depth() == 0, DRAIN_TIMEOUT_S, "the workers to drain")
         for worker in workers:
             worker.stop()
-        processed = inspector.processed()
-        by_data = collections.Counter(processed.values())
+        # The store keeps no processed data (issue 21 finding 3): what was processed is what
+        # the workers logged, by id. Every datum a client gave up on (no 200 in ATTEMPTS)
+        # is the only id allowed beyond the acknowledged ones.
         ids = [i for worker in workers for i in logged_ids(worker)]
-        repeated_ids = [i for i, n in collections.Counter(ids).items() if n > 1]
-        duplicates = [d for d, n in by_data.items() if n > 1]
-        lost = [d for d in acknowledged if d not in by_data]
-        wrong_id = [d for d, i in acknowledged.items() if processed.get(i) != d]
+        processed = collections.Counter(ids)
+        repeated_ids = [i for i, n in processed.items() if n > 1]
+        by_id = collections.defaultdict(list)
+        for datum, i in acknowledged.items():
+            by_id[i].append(datum)
+        shared_ids = [i for i, data in by_id.items() if len(data) > 1]
+        lost = [d for d, i in acknowledged.items() if i not in processed]
+        unacknowledged = [i for i in processed if i not in by_id]
 
         counts.add("kills", len(kills))
         counts.add("sessions_killed", sum(kills))
         for name in sorted(tally):
             counts.add(name, tally[name])
         counts.add("acknowledged", len(acknowledged))
-        counts.add("rows_processed", len(processed))
-        counts.add("worker_processed", len(ids))
+        counts.add("ids_processed", len(processed))
         counts.add("ids_processed_twice", len(repeated_ids))
-        counts.add("data_stored_twice", len(duplicates))
+        counts.add("processed_never_acknowledged", len(unacknowledged))
         counts.add("acknowledged_lost", len(lost))
 
         assert sum(kills) > 0, "no session was killed: the test proved nothing"
+        assert None not in by_id, "a 200 without X-Datum-Id"
         assert not lost, f"acknowledged but never processed: {lost[:5]}"
-        assert not duplicates, f"stored twice: {duplicates[:5]}"
         assert not repeated_ids, f"processed twice (a lost claim lock): {repeated_ids[:5]}"
-        assert len(ids) == len(processed), "the workers' processed count is not the rows'"
-        assert not wrong_id, f"answered an id that is another datum's: {wrong_id[:5]}"
+        assert not shared_ids, f"one id answered for two data: {shared_ids[:5]}"
+        # A retry queued again under a new id shows as an id nobody was answered.
+        assert len(unacknowledged) <= tally["abandoned"], (
+            f"stored twice (processed ids no client was answered): {unacknowledged[:5]}")
     finally:
         store.cleanup()

@@ -47,7 +47,7 @@ double Now() {
 
 Result<std::unique_ptr<LmdbQueue>> LmdbQueue::Open(const std::string& directory,
                                                    std::size_t map_size) {
-    auto env = LmdbEnv::Open(directory, map_size, 4, "MultiVAC queue");
+    auto env = LmdbEnv::Open(directory, map_size, 5, "MultiVAC queue");
     if (!env.ok()) return env.error();
     // Creating the named databases is a write; after the first start it finds them.
     LmdbTxn txn;
@@ -55,7 +55,7 @@ Result<std::unique_ptr<LmdbQueue>> LmdbQueue::Open(const std::string& directory,
         return env.value()->OpenError("first transaction", rc);
     Dbis dbis;
     for (auto [name, dbi] : {std::pair{"queue", &dbis.queue}, std::pair{"meta", &dbis.meta},
-                             std::pair{"keys", &dbis.keys}}) {
+                             std::pair{"keys", &dbis.keys}, std::pair{"expiry", &dbis.expiry}}) {
         if (int rc = mdb_dbi_open(txn.get(), name, MDB_CREATE, dbi); rc != 0)
             return env.value()->OpenError(name, rc);
     }
@@ -114,15 +114,51 @@ Result<std::string> LmdbQueue::Enqueue(std::string_view data, std::string_view k
     const std::string id = std::to_string(seq);
     if (!key.empty()) {
         const double expires = now + static_cast<double>(idempotency_window_.count());
-        std::string entry(sizeof expires, '\0');
-        std::memcpy(entry.data(), &expires, sizeof expires);
-        entry.append(id);
-        MDB_val e = Val(entry);
-        if (int rc = mdb_put(txn.get(), dbis_.keys, &idem_key, &e, 0); rc != 0)
+        if (int rc = RememberKey(txn.get(), key, id, expires, now); rc != 0)
             return env_->Failure(rc);
     }
     if (int rc = txn.Commit(); rc != 0) return env_->Failure(rc);
     return id;
+}
+
+int LmdbQueue::RememberKey(MDB_txn* txn, std::string_view key, std::string_view id, double expires,
+                           double now) {
+    std::string entry(sizeof expires, '\0');
+    std::memcpy(entry.data(), &expires, sizeof expires);
+    entry.append(id);
+    MDB_val k = Val(key), e = Val(entry);
+    if (int rc = mdb_put(txn, dbis_.keys, &k, &e, 0); rc != 0) return rc;
+    // Rounded up, so an entry is never swept before its key has expired.
+    std::string by_expiry = SeqKey(static_cast<std::uint64_t>(expires) + 1);
+    by_expiry.append(key);
+    MDB_val x = Val(by_expiry), empty{};
+    if (int rc = mdb_put(txn, dbis_.expiry, &x, &empty, 0); rc != 0) return rc;
+
+    MDB_cursor* cursor = nullptr;
+    if (int rc = mdb_cursor_open(txn, dbis_.expiry, &cursor); rc != 0) return rc;
+    int rc = 0;
+    MDB_val oldest{}, unused{};
+    for (int swept = 0; swept < kSweepPerEnqueue; ++swept) {
+        if ((rc = mdb_cursor_get(cursor, &oldest, &unused, MDB_FIRST)) != 0) break;
+        // A copy: the deletes below may move the page the cursor's key points into.
+        const std::string bytes(View(oldest));
+        if (bytes.size() < 8 || static_cast<double>(SeqOf(bytes.substr(0, 8))) > now) break;
+        // The key may have been sent again since (a new expiry): then only this entry goes.
+        const std::string old_name = bytes.substr(8);
+        MDB_val old_key = Val(old_name), known{};
+        if ((rc = mdb_get(txn, dbis_.keys, &old_key, &known)) == 0) {
+            double old_expires = 0;
+            if (known.mv_size >= sizeof old_expires)
+                std::memcpy(&old_expires, known.mv_data, sizeof old_expires);
+            if (old_expires <= now && (rc = mdb_del(txn, dbis_.keys, &old_key, nullptr)) != 0)
+                break;
+        } else if (rc != MDB_NOTFOUND) {
+            break;
+        }
+        if ((rc = mdb_cursor_del(cursor, 0)) != 0) break;
+    }
+    mdb_cursor_close(cursor);
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 Result<std::optional<Datum>> LmdbQueue::Oldest() {

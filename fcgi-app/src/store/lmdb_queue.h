@@ -1,7 +1,7 @@
 #pragma once
 // The MultiVAC queue of the LMDB backend: its own LMDB environment in <messages dir>/multivac
 // (so the message database keeps only messages, and a backup of either is one mdb_copy),
-// with two named databases:
+// with four named databases:
 //   queue      8-byte big-endian sequence number -> 8-byte enqueue time + the datum; keys
 //              sort in arrival order, so the first key is the oldest datum;
 //   meta       "seq" -> the last sequence number handed out (ids are never reused, even once
@@ -9,7 +9,12 @@
 //   keys       idempotency key -> 8-byte expiry time (Unix seconds, a double) + the id its
 //              enqueue got; written in the enqueue's own transaction, so a key exists exactly
 //              when its datum was queued. An expired key is replaced by the next enqueue
-//              with that key (keys are not swept: each costs its length plus ~30 bytes).
+//              with that key;
+//   expiry     8-byte big-endian expiry second + idempotency key -> empty: the keys in expiry
+//              order. Each keyed enqueue deletes up to kSweepPerEnqueue expired keys, so the
+//              two hold about one window's keys (HASHD_IDEMPOTENCY_WINDOW_S), not every key
+//              ever sent (nginx gives every request an X-Request-Id: unswept, they filled the
+//              map at about 70 bytes each).
 // hashd 0.1.0 also kept every processed datum in another, "processed" (decimal id -> datum);
 // PruneProcessed empties it in batches and then drops it. Pages freed by deletions are reused,
 // so the file stays about the size of the largest backlog (HASHD_MULTIVAC_MAX_QUEUED data).
@@ -42,6 +47,8 @@ namespace hashd {
 class LmdbQueue final : public DataQueue {
   public:
     static constexpr std::chrono::milliseconds kPollInterval{50};
+    // More than the one a keyed enqueue adds, so a backlog of expired keys drains too.
+    static constexpr int kSweepPerEnqueue = 4;
 
     // Opens (creating if absent) the environment in `directory`, which may grow to `map_size`
     // bytes. Fails with a message naming the directory.
@@ -58,13 +65,17 @@ class LmdbQueue final : public DataQueue {
 
   private:
     struct Dbis {
-        MDB_dbi queue = 0, meta = 0, keys = 0;
+        MDB_dbi queue = 0, meta = 0, keys = 0, expiry = 0;
         std::optional<MDB_dbi> processed;  // hashd 0.1.0's, until pruned
     };
 
     LmdbQueue(std::unique_ptr<LmdbEnv> env, Dbis dbis) : env_(std::move(env)), dbis_(dbis) {}
     // The oldest queued datum, or nullopt.
     Result<std::optional<Datum>> Oldest();
+    // Within the enqueue's write transaction: remembers `key` until `expires` (Unix seconds)
+    // and deletes up to kSweepPerEnqueue keys expired at `now`. An LMDB error code, or 0.
+    int RememberKey(MDB_txn* txn, std::string_view key, std::string_view id, double expires,
+                    double now);
 
     std::unique_ptr<LmdbEnv> env_;
     Dbis dbis_;
