@@ -315,7 +315,7 @@ class Stack:
             return None
         try:
             status = pathlib.Path(f"/proc/{pid}/status").read_text()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # gone, or dying as it was read (ESRCH)
             return None
         masks = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
         bit = 1 << (signal.SIGTERM - 1)
