@@ -20,6 +20,7 @@ import ipaddress
 import itertools
 import json
 import os
+import queue
 import re
 import socketserver
 import ssl
@@ -98,9 +99,28 @@ class Fleet:
 
     def start_probing(self, netns=None, source=None):
         """Autohealing's prober: a thread that lives in netns (the LB's namespace, where the
-        probe range is) and sends from source."""
+        probe range is) and sends from source; and its healer, a thread in the host's
+        namespace (vmctl builds VMs on the host's bridge) that recreates what the prober
+        found unhealthy."""
         self.probe_netns, self.probe_source = netns, source
+        self.to_heal = queue.Queue()
+        self.healed = []  # the suite's view: {instance, after_s, reason, took_s}
+        threading.Thread(target=self._heal_loop, daemon=True).start()
         threading.Thread(target=self._probe_loop, daemon=True).start()
+
+    def _heal_loop(self):
+        """Google's autohealing: a managed VM whose autohealing check has failed
+        unhealthyThreshold times in a row, once initialDelaySec has passed since it was
+        created, is recreated from its current template under the same name (a new disk: what
+        was on the old one is gone). One at a time."""
+        while True:
+            path = self.to_heal.get()
+            t0 = time.monotonic()
+            try:
+                self.project.recreate_managed(path)
+                self.healed.append({"instance": path, "took_s": round(time.monotonic() - t0, 1)})
+            except Exception as e:  # noqa: BLE001  (the suite reads the failure)
+                self.healed.append({"instance": path, "error": str(e)[-500:]})
 
     def _vmctl(self, *args):
         r = subprocess.run([self.vmctl, *args], capture_output=True, text=True, timeout=180)
@@ -223,6 +243,14 @@ class Fleet:
                         h["state"] = "HEALTHY"
                     elif h["bad"] >= int(hc.get("unhealthyThreshold", 2)):
                         h["state"] = "UNHEALTHY" if h["state"] != "UNKNOWN" or h["healthy_at"] else "UNKNOWN"
+                        mig = self.project.resources.get(h["mig"], {})
+                        policy = (mig.get("autoHealingPolicies") or [{}])[0]
+                        delay = float(policy.get("initialDelaySec", 300))
+                        age = time.monotonic() - h["created"]
+                        # A VM still booting is given its initial delay, healthy or not.
+                        if age >= delay and not h.get("healing"):
+                            h["healing"] = True
+                            self.to_heal.put(path)
             time.sleep(0.5)
 
     def new_lb_address(self):
@@ -238,6 +266,8 @@ class Fleet:
 
     def state(self):  # noqa: D401  (the suite's view)
         out = {p: dict(vm) for p, vm in self.vms.items()}
+        for p, vm in out.items():
+            vm["healed"] = [h for h in getattr(self, "healed", []) if h["instance"] == p]
         for p, h in self.health.items():
             if p in out:
                 out[p]["health"] = h["state"]

@@ -537,6 +537,23 @@ class Project:
                 self._create_managed(mig_path, name, template, zones[int(name[-4:]) % len(zones)])
         self._sync_front_end()
 
+    def recreate_managed(self, ipath):
+        """Autohealing's recreate (fleet.Fleet's healer): the group's instance at ipath is
+        deleted and created again, same name, from the template its version names."""
+        with self.lock:
+            res = self.resources.get(ipath)
+            if res is None or not res.get("_owner"):
+                return
+            mig_path = res["_owner"]
+            inst = next((i for i in self.instances_of.get(mig_path, []) if i["name"] == res["name"]), None)
+            if inst is None:
+                return
+            zone = res["zone"].rsplit("/", 1)[-1]
+            self._before_delete_instances(ipath)
+            del self.resources[ipath]
+            self._create_managed(mig_path, inst["name"], inst["template"], zone)
+            self._sync_front_end()
+
     def _sync_front_end(self):
         if self.front_end is not None:
             try:

@@ -12,16 +12,18 @@ site_args=(-e hashd_version="$hashd_version"
     -e gcp_tls_certificate_file="$keys/lb.pem" -e gcp_tls_private_key_file="$keys/lb.key"
     -e gcp_machine_type=e2-highcpu-2 -e '{"gcp_machine_vcpus": 2}'
     -e '{"gcp_lb_source_ranges": ["10.219.250.0/24"], "gcp_iap_source_ranges": ["10.219.251.0/24"]}'
-    -e hashd_gce_cost_default=4 -e hashd_gce_cost_min=4
+    -e "{\"hashd_settings\": {\"HASHD_STORE\": \"redis://$store_addr:6379/0\", \"HASHD_COST_DEFAULT\": 4, \"HASHD_COST_MIN\": 4}}"
+    -e hashd_gce_store_password_secret="projects/$project/secrets/hashd-store-password"
+    -e "{\"hashd_gce_store_allow\": [\"$store_addr/32\"]}"
     -e gcp_poll_interval_s=1 -e gcp_rollout_timeout_s=300)
 # The VMs' own TLS certificate comes from Secret Manager (hashd_gce_tls_secret), read at boot
 # with the VM's token over Private Google Access; the first read is answered 503.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=hashd-vm-tls \
     -days 2 -keyout "$work/vm-tls.key" -out "$work/vm-tls.crt" 2>/dev/null
 tls_secret="projects/$project/secrets/hashd-tls"
-/usr/bin/python3 -c 'import json,sys; print(json.dumps({"secrets": {sys.argv[1]: open(sys.argv[2]).read() + open(sys.argv[3]).read()},
-    "faults": [{"host": "secretmanager.googleapis.com", "status": 503, "count": 1}]}))' \
-    "$tls_secret" "$work/vm-tls.crt" "$work/vm-tls.key" |
+/usr/bin/python3 -c 'import json,sys; print(json.dumps({"secrets": {sys.argv[1]: open(sys.argv[2]).read() + open(sys.argv[3]).read(),
+    sys.argv[4]: sys.argv[5]}, "faults": [{"host": "secretmanager.googleapis.com", "status": 503, "count": 1}]}))' \
+    "$tls_secret" "$work/vm-tls.crt" "$work/vm-tls.key" "projects/$project/secrets/hashd-store-password" "$store_password" |
     curl -sf -X POST -H 'Content-Type: application/json' --data-binary @- "$GCE_PROXY/_standin/seed" ||
     fail seed "could not seed the TLS secret"
 site_args+=(-e hashd_gce_tls_secret="$tls_secret")
@@ -53,6 +55,17 @@ while read -r name ip health secs; do
         pass "metadata-applied-$name" "hashd-gce-config wrote HASHD_COST_DEFAULT=4 from the instance metadata"
     else
         fail "metadata-applied-$name" "$(on_vm "$name" 'cat /run/hashd-gce/hashd.env; systemctl --failed --no-legend; journalctl -u hashd-gce-config -n 10 --no-pager' </dev/null 2>&1 | tail -15)"
+    fi
+    # The store password from Secret Manager, percent-encoded into HASHD_STORE, in a file only
+    # root reads; nginx's user cannot; the app and the worker both reach the shared store.
+    encoded=$(/usr/bin/python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$store_password")
+    if on_vm "$name" "grep -qxF 'HASHD_STORE=redis://:$encoded@$store_addr:6379/0' /run/hashd-gce/hashd.env &&
+            ! runuser -u www-data -- cat /run/hashd-gce/hashd.env 2>/dev/null &&
+            curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1/readyz | grep -qx 200 &&
+            systemctl is-active --quiet hashd-worker" </dev/null; then
+        pass "store-password-$name" "HASHD_STORE carries the percent-encoded password, www-data cannot read it, /readyz 200 (the store answers), hashd-worker active"
+    else
+        fail "store-password-$name" "$(on_vm "$name" 'sed "s/:[^:@]*@/:***@/" /run/hashd-gce/hashd.env; ls -l /run/hashd-gce; curl -sk https://127.0.0.1/readyz; systemctl status hashd-worker --no-pager -n 5' </dev/null 2>&1 | tail -20)"
     fi
 done <<<"$group"
 

@@ -99,6 +99,30 @@ else
     fail messages-read-back "acked $acked, read back ok ${rok:-?}, errors ${rerrors:-?} $rkinds"
 fi
 
+# The shared store: the acknowledged messages are in it (not on a VM the group may delete), and
+# a MultiVAC datum queued through whichever VM answers is processed by a hashd-worker from the
+# shared queue (the worker has the store's settings as the app does) and answered by any VM.
+in_store=$(store_cli --scan --pattern 'hashd:msg:*' | wc -l)
+[ "$acked" -gt 0 ] && [ "$in_store" -ge "$acked" ] &&
+    pass messages-in-shared-store "$in_store messages in the shared Redis (>= the $acked acknowledged)" ||
+    fail messages-in-shared-store "$in_store messages in the shared Redis, $acked acknowledged"
+datum="gce-box datum $run_id"
+dcode=$(lb_curl -o "$work/datum.out" -w '%{http_code}' --data-urlencode "data=$datum" https://hashd.example.com/multivac/data)
+answer=""
+t0=$(date +%s.%N)
+for _ in $(seq 1 60); do
+    answer=$(lb_curl https://hashd.example.com/multivac 2>/dev/null)
+    [ "$answer" = "$datum" ] && break
+    sleep 1
+done
+depth=$(store_cli LLEN hashd:multivac:queue)
+if [ "$dcode" = 200 ] && [ "$answer" = "$datum" ] && [ "$depth" = 0 ]; then
+    pass multivac-shared-queue "POST /multivac/data 200, processed from the shared queue, GET /multivac answers it"
+    figure "front end: MultiVAC datum queued to answered through the LB in $(elapsed "$t0") s"
+else
+    fail multivac-shared-queue "POST $dcode, GET /multivac '${answer:0:80}', shared queue depth $depth"
+fi
+
 # No healthy backend: 502 (no fail-open), and back once a VM is healthy again.
 for name in "${!vm_ip[@]}"; do [ "$name" = probe-1 ] || on_vm "$name" 'systemctl stop nginx'; done
 for _ in $(seq 1 60); do
