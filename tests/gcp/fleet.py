@@ -19,6 +19,7 @@ import http.server
 import ipaddress
 import itertools
 import json
+import math
 import os
 import queue
 import re
@@ -107,6 +108,7 @@ class Fleet:
         self.healed = []  # the suite's view: {instance, after_s, reason, took_s}
         threading.Thread(target=self._heal_loop, daemon=True).start()
         threading.Thread(target=self._probe_loop, daemon=True).start()
+        threading.Thread(target=self._autoscale_loop, daemon=True).start()
 
     def _heal_loop(self):
         """Google's autohealing: a managed VM whose autohealing check has failed
@@ -253,6 +255,95 @@ class Fleet:
                             self.to_heal.put(path)
             time.sleep(0.5)
 
+    # -- the autoscaler: Google's CPU-utilization policy from the VMs' real CPU use ---------
+    AUTOSCALE_EVERY_S = 5.0
+    UTILIZATION_WINDOW_S = 15.0
+
+    def cpu_seconds(self, path):
+        """CPU time the VM has used (its cgroup v1 cpuacct.usage, every process in it), or None."""
+        vm = self.vms.get(path)
+        run_id = os.environ.get("GCE_RUN_ID", "")
+        try:
+            with open(f"/sys/fs/cgroup/cpuacct/hashd-gce-{run_id}/{vm['name']}/cpuacct.usage") as f:
+                return int(f.read()) / 1e9
+        except (OSError, TypeError, ValueError):
+            return None
+
+    def _autoscale_loop(self):
+        """Every few seconds, for each autoscaler in mode ON: the utilization of each VM of its
+        group past the initialization period (coolDownPeriodSec; VMs still initializing are
+        ignored, as Google does) is its CPU time over the last 15 s against its machine type's
+        vCPUs; the recommendation is ceil(size x mean utilization / utilizationTarget), taken at
+        once when it is larger; a smaller one waits out the stabilization period (the largest
+        recommendation of that period wins; Google's is 10 minutes, a stand-in setting here)
+        and scaleInControl (at most maxScaledInReplicas below the largest size of the last
+        timeWindowSec); min and max bound it."""
+        samples = {}  # instance path -> [(t, cpu seconds)]
+        history = {}  # autoscaler path -> [(t, recommendation, size)]
+        self.autoscaler_events = []
+        while True:
+            time.sleep(self.AUTOSCALE_EVERY_S)
+            try:
+                self._autoscale_once(samples, history)
+            except Exception as e:  # noqa: BLE001  (one bad pass must not stop the autoscaler)
+                self.autoscaler_events.append({"error": str(e)[-300:]})
+
+    def _autoscale_once(self, samples, history):
+        now = time.monotonic()
+        with self.project.lock:
+            scalers = [(p, r) for p, r in self.project.resources.items()
+                       if r.get("kind") == "compute#autoscaler"]
+            for spath, scaler in scalers:
+                pol = scaler.get("autoscalingPolicy", {})
+                mig_path = scaler.get("target", "").split("/compute/v1/")[-1]
+                group = self.project.resources.get(mig_path)
+                if group is None or pol.get("mode", "ON") == "OFF" or "cpuUtilization" not in pol:
+                    continue
+                target = float(pol["cpuUtilization"].get("utilizationTarget", 0.6))
+                init_s = float(pol.get("coolDownPeriodSec", 60))
+                lo = int(pol.get("minNumReplicas", 1))
+                hi = int(pol.get("maxNumReplicas", lo))
+                members = [p for p, h in self.health.items() if h["mig"] == mig_path and p in self.vms]
+                utils = []
+                for p in members:
+                    cpu = self.cpu_seconds(p)
+                    if cpu is None:
+                        continue
+                    series = samples.setdefault(p, [])
+                    series.append((now, cpu))
+                    while len(series) > 2 and now - series[1][0] >= self.UTILIZATION_WINDOW_S:
+                        series.pop(0)
+                    if now - self.health[p]["created"] < init_s or now - series[0][0] < self.AUTOSCALE_EVERY_S:
+                        continue
+                    cores = self.vms[p]["quota_us"] / 100000
+                    utils.append((series[-1][1] - series[0][1]) / (series[-1][0] - series[0][0]) / cores)
+                for p in list(samples):
+                    if p not in self.vms:
+                        del samples[p]
+                size = int(group.get("targetSize", 0))
+                if not utils:
+                    continue
+                mean = sum(utils) / len(utils)
+                recommended = int(max(lo, min(hi, math.ceil(len(members) * mean / target))))
+                past = history.setdefault(spath, [])
+                past.append((now, recommended, size))
+                stabilization = float(getattr(self, "stabilization_s", 600))
+                window = float(pol.get("scaleInControl", {}).get("timeWindowSec", stabilization))
+                past[:] = [x for x in past if now - x[0] <= max(stabilization, window)]
+                decided = max(r for t, r, _ in past if now - t <= stabilization)
+                fixed = pol.get("scaleInControl", {}).get("maxScaledInReplicas", {}).get("fixed")
+                if fixed is not None:
+                    peak = max(z for t, _, z in past if now - t <= window)
+                    decided = max(decided, peak - int(fixed))
+                decided = max(lo, min(hi, decided))
+                scaler["recommendedSize"] = decided
+                if decided != size:
+                    self.autoscaler_events.append({"t": round(now, 1), "from": size, "to": decided,
+                                                   "mean_utilization": round(mean, 3),
+                                                   "utilizations": [round(u, 3) for u in utils]})
+                    group["targetSize"] = decided
+                    self.project.resize_for_autoscaler(mig_path)
+
     def new_lb_address(self):
         """A global address for a forwarding rule: from the external range's upper half."""
         return self.free_nat.pop()
@@ -266,6 +357,8 @@ class Fleet:
 
     def state(self):  # noqa: D401  (the suite's view)
         out = {p: dict(vm) for p, vm in self.vms.items()}
+        for p, vm in out.items():
+            vm["cpu_s"] = self.cpu_seconds(p)
         for p, vm in out.items():
             vm["healed"] = [h for h in getattr(self, "healed", []) if h["instance"] == p]
         for p, h in self.health.items():

@@ -537,6 +537,12 @@ class Project:
                 self._create_managed(mig_path, name, template, zones[int(name[-4:]) % len(zones)])
         self._sync_front_end()
 
+    def resize_for_autoscaler(self, mig_path):
+        """The autoscaler (fleet.Fleet) set the group's targetSize: VMs are added or removed,
+        the versions kept."""
+        with self.lock:
+            self._converge(mig_path, self.resources[mig_path], replace=False)
+
     def recreate_managed(self, ipath):
         """Autohealing's recreate (fleet.Fleet's healer): the group's instance at ipath is
         deleted and created again, same name, from the template its version names."""
@@ -887,6 +893,7 @@ class Project:
             "faults_served": self.faults_served,
             "calls": self.calls,
             "fleet": self.fleet.state() if self.fleet is not None else {},
+            "fleet_autoscaler": getattr(self.fleet, "autoscaler_events", []),
             "front_end": ({"pid": self.front_end.pid, "reloads": self.front_end.reloads,
                            "config": self.front_end.config} if self.front_end is not None else {}),
         }
@@ -1166,6 +1173,8 @@ def main():
     ap.add_argument("--lb-netns", help="with --vms: the namespace HAProxy, the HTTPS LB's front end, runs in")
     ap.add_argument("--lb-source", help="with --lb-netns: the address (in the probe range) backends see")
     ap.add_argument("--lb-dir", help="with --lb-netns: where its configuration and PID file are")
+    ap.add_argument("--autoscaler-stabilization-s", type=float, default=600,
+                    help="with --vms: how long a smaller recommendation waits (Google's: 10 minutes)")
     ap.add_argument("--private-access", metavar="ADDRESS",
                     help="with --vms: Google APIs on ADDRESS:443 in the metadata namespace (Private Google Access)")
     args = ap.parse_args()
@@ -1181,6 +1190,7 @@ def main():
         server.project.fleet = fleet.Fleet(server.project, server.tokens, args.vms, args.image_dir,
                                            args.vpc_subnet, args.external_range, args.cpu_per_vcpu,
                                            args.netns_prefix, args.metadata_netns)
+        server.project.fleet.stabilization_s = args.autoscaler_stabilization_s
         # Autohealing's probes come from the probe range, in the LB's namespace when given.
         server.project.fleet.start_probing(args.lb_netns, args.lb_source)
         if args.lb_netns:
