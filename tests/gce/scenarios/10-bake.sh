@@ -2,11 +2,10 @@
 # `check && pass || fail` is the scenarios' idiom (pass returns 0); vm_ip and friends are read by
 # the helpers it sources.
 # shellcheck shell=bash disable=SC2154,SC2015,SC2004,SC2034
-# image.yml bakes the image on a real builder VM, with the README's command: the builder
-# boots from debian-cloud's debian-12 with no external address, ansible reaches it over SSH
-# through IAP's TCP forwarding (image.yml's default route; tests/gce/iap-tunnel stands in for
-# gcloud's start-iap-tunnel) with the key image.yml put in its ssh-keys metadata (the guest
-# agent made the account), the roles
+# image.yml bakes the image on a real builder VM, with the README's command and
+# gcp_builder_ssh_via=external: the builder boots from debian-cloud's debian-12 with a
+# temporary external address, ansible reaches it over SSH at that address with the key
+# image.yml put in its ssh-keys metadata (the guest agent made the account), the roles
 # run, the builder is stopped, its disk becomes the image, the builder and its firewall rule
 # are deleted.
 slug=$(tr -c 'a-z0-9\n' '-' <<<"${hashd_version,,}" | sed 's/-\+/-/g')
@@ -15,14 +14,14 @@ t0=$(date +%s.%N)
 # gcp_builder_ssh_key: in this run's folder, not the default in the repository's tree.
 # gce_image_ops_agent=false: Google's package archive is not reachable offline.
 if gcp_playbook "$work/image.log" ansible/gcp/image.yml "${A[@]}" -e hashd_version="$hashd_version" \
-    -e "gcp_builder_ssh_proxy_command=$here/iap-tunnel %h 22 --listen-on-stdin --zone=$zone --project=$project" \
+    -e gcp_builder_ssh_via=external -e "gcp_builder_ssh_sources=[\"$host_addr/32\"]" \
     -e '{"gcp_iap_source_ranges": ["10.219.251.0/24"]}' -e gcp_builder_ssh_key="$work/builder_key" \
     -e gce_image_ops_agent=false; then
     bake_s=$(elapsed "$t0")
     pass image.yml "baked $image"
     figure "bake: ansible-playbook ansible/gcp/image.yml took ${bake_s} s (builder boot, roles, stop, snapshot, delete)"
 else
-    fail image.yml "$(grep -B2 -A14 'fatal:' "$work/image.log" | head -50)"
+    fail image.yml "$( (grep -B2 -A14 -E 'fatal:|UNREACHABLE|ERROR!' "$work/image.log" || tail -40 "$work/image.log") | head -60)"
 fi
 check_api_clean image.yml
 

@@ -38,6 +38,18 @@ else
     fail boot "$vm did not come up"
     return 0
 fi
+# IAP's TCP forwarding, image.yml's default route to a VM without an external address: SSH with
+# tests/gce/iap-tunnel (gcloud compute start-iap-tunnel's stand-in) as ProxyCommand, in the
+# operator's environment (the playbooks'), reaches the guest agent's account.
+if iap_out=$("${gcp_env[@]}" ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -o ConnectTimeout=20 -i "$work/id_ed25519" \
+        -o "ProxyCommand=$here/iap-tunnel %h 22 --listen-on-stdin --zone=$zone --project=$project" \
+        "alice@$vm" "id -un; echo \"\$SSH_CONNECTION\"" </dev/null 2>&1) &&
+    grep -qx alice <<<"$iap_out" && grep -q '^10\.219\.251\.1 ' <<<"$iap_out"; then
+    pass iap-ssh "SSH through IAP's range (10.219.251.1) to $vm as alice"
+else
+    fail iap-ssh "$(tail -15 <<<"$iap_out")"
+fi
 
 md=http://169.254.169.254/computeMetadata/v1
 code=$(on_vm "$vm" "curl -s -o /dev/null -w '%{http_code}' $md/instance/attributes/hashd-probe")

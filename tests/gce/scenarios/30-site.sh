@@ -32,7 +32,7 @@ if gcp_playbook "$work/site.log" ansible/gcp/site.yml "${A[@]}" "${site_args[@]}
     pass site.yml "deployed $hashd_version; the play waited for a stable group"
     figure "site: ansible-playbook ansible/gcp/site.yml took $(elapsed "$t0") s (graph, 2 VMs booted, healthy, stable)"
 else
-    fail site.yml "$(grep -B2 -A14 'fatal:' "$work/site.log" | head -50)"
+    fail site.yml "$( (grep -B2 -A14 -E 'fatal:|UNREACHABLE|ERROR!' "$work/site.log" || tail -40 "$work/site.log") | head -60)"
 fi
 check_api_clean site.yml
 

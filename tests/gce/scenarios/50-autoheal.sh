@@ -9,8 +9,8 @@
 names=()
 for name in "${!vm_ip[@]}"; do [ "$name" = probe-1 ] || names+=("$name"); done
 mapfile -t names < <(printf '%s\n' "${names[@]}" | sort)
-victim=${names[0]}
-old_ip=${vm_ip[$victim]}
+victim=${names[0]:-}
+old_ip=""; [ -z "$victim" ] || old_ip=${vm_ip[$victim]:-}
 if [ "${#names[@]}" -lt 2 ] || ! on_vm "$victim" 'touch /var/lib/hashd-gce-box-marker && systemctl stop nginx' </dev/null; then
     fail autoheal-setup "need two group VMs and a reachable $victim (have: ${names[*]})"
 else
