@@ -225,7 +225,7 @@ def test_the_worker_gets_the_store_too(world, tmp_path):
         assert "EnvironmentFile=-/run/hashd-gce/hashd.env" in text and "IPAddressAllow=10.10.0.3/32" in text
     assert (tmp_path / "run/hashd-gce/hashd.env").read_text() == f"HASHD_STORE={STORE}\n"
     # And the image orders the worker after the boot script, like the processes.
-    tasks = yaml.safe_load((GCP / "roles/gce_image/tasks/main.yml").read_text())
+    tasks = yaml.safe_load((GCP / "roles/gce_image/tasks/boot_wiring.yml").read_text())
     loops = [t.get("loop") for t in tasks if "after-gce-config.conf" in json.dumps(t)]
     assert loops and all("hashd-worker.service" in loop for loop in loops)
 
