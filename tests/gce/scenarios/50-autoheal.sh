@@ -1,6 +1,6 @@
 # Sourced by tests/gce/run (bash), whose variables and helpers it uses.
 # shellcheck shell=bash disable=SC2154,SC2015,SC2004,SC2034
-# Autohealing: a VM of the group that stops answering its autohealing check (/healthz on 443,
+# Autohealing: a VM of the group that dies, and so stops answering its autohealing check (/healthz on 443,
 # from the probe range) for unhealthyThreshold probes, past the group's initialDelaySec, is
 # recreated by the group from its template under the same name, on a new disk; meanwhile the
 # front end serves from the other VM; the group is stable again once the new VM is healthy, and
@@ -11,7 +11,9 @@ for name in "${!vm_ip[@]}"; do [ "$name" = probe-1 ] || names+=("$name"); done
 mapfile -t names < <(printf '%s\n' "${names[@]}" | sort)
 victim=${names[0]:-}
 old_ip=""; [ -z "$victim" ] || old_ip=${vm_ip[$victim]:-}
-if [ "${#names[@]}" -lt 2 ] || ! on_vm "$victim" 'touch /var/lib/hashd-gce-box-marker && systemctl stop nginx' </dev/null; then
+# The VM dies (its systemd-nspawn killed, as a host failure would): its probes time out.
+if [ "${#names[@]}" -lt 2 ] || ! on_vm "$victim" 'touch /var/lib/hashd-gce-box-marker' </dev/null ||
+    ! GCE_WORK=$work GCE_RUN_ID=$run_id "$here/vmctl" kill "$victim"; then
     fail autoheal-setup "need two group VMs and a reachable $victim (have: ${names[*]})"
 else
     t0=$(date +%s.%N)
@@ -25,7 +27,7 @@ else
         sleep 2
     done
     read -r took new_ip health <<<"$healed"
-    figure "autoheal: $victim recreated after its nginx stopped: healthy again after $(elapsed "$t0") s (recreate $took s); front end /healthz meanwhile: $lb_ok x 200, $lb_bad other"
+    figure "autoheal: $victim recreated after it was killed: healthy again after $(elapsed "$t0") s (recreate $took s); front end /healthz meanwhile: $lb_ok x 200, $lb_bad other"
     if [ "$health" = HEALTHY ] && [ "$took" != error ]; then
         vm_ip[$victim]=$new_ip
         pass autoheal-recreated "$victim recreated (was $old_ip, now $new_ip) and healthy"
