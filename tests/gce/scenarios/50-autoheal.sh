@@ -21,7 +21,7 @@ else
     for _ in $(seq 1 120); do
         code=$(lb_curl -o /dev/null -w '%{http_code}' https://hashd.example.com/healthz 2>/dev/null)
         [ "$code" = 200 ] && lb_ok=$((lb_ok + 1)) || lb_bad=$((lb_bad + 1))
-        healed=$(api state "next((f\"{h.get('took_s')} {v['ip']} {v.get('health')}\" if 'error' not in h else 'error ' + h['error'])
+        healed=$(api state "next(((f\"{h.get('took_s')} {v['ip']} {v.get('health')}\" if 'error' not in h else 'error ' + h['error'])
             for p, v in s['fleet'].items() if p.endswith('/$victim') for h in v['healed']), '')")
         [ -n "$healed" ] && [ "${healed##* }" = HEALTHY ] && break
         sleep 2
