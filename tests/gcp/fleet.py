@@ -97,6 +97,11 @@ class Fleet:
         self.health = {}
         # Where probes come from (Google's probe ranges' stand-in): set by the stand-in.
         self.probe_netns, self.probe_source = None, None
+        self.to_heal = queue.Queue()
+        self.healed = []  # the suite's view: {instance, took_s} or {instance, error}
+        self.autoscaler_events = []  # the suite's view: each resize, or a pass's error
+        # How long a smaller recommendation waits (Google's: 10 minutes); the stand-in sets it.
+        self.stabilization_s = 600.0
 
     def start_probing(self, netns=None, source=None):
         """Autohealing's prober: a thread that lives in netns (the LB's namespace, where the
@@ -104,8 +109,6 @@ class Fleet:
         namespace (vmctl builds VMs on the host's bridge) that recreates what the prober
         found unhealthy."""
         self.probe_netns, self.probe_source = netns, source
-        self.to_heal = queue.Queue()
-        self.healed = []  # the suite's view: {instance, after_s, reason, took_s}
         threading.Thread(target=self._heal_loop, daemon=True).start()
         threading.Thread(target=self._probe_loop, daemon=True).start()
         threading.Thread(target=self._autoscale_loop, daemon=True).start()
@@ -280,7 +283,6 @@ class Fleet:
         timeWindowSec); min and max bound it."""
         samples = {}  # instance path -> [(t, cpu seconds)]
         history = {}  # autoscaler path -> [(t, recommendation, size)]
-        self.autoscaler_events = []
         while True:
             time.sleep(self.AUTOSCALE_EVERY_S)
             try:
@@ -327,7 +329,7 @@ class Fleet:
                 recommended = int(max(lo, min(hi, math.ceil(len(members) * mean / target))))
                 past = history.setdefault(spath, [])
                 past.append((now, recommended, size))
-                stabilization = float(getattr(self, "stabilization_s", 600))
+                stabilization = self.stabilization_s
                 window = float(pol.get("scaleInControl", {}).get("timeWindowSec", stabilization))
                 past[:] = [x for x in past if now - x[0] <= max(stabilization, window)]
                 decided = max(r for t, r, _ in past if now - t <= stabilization)
@@ -360,7 +362,7 @@ class Fleet:
         for p, vm in out.items():
             vm["cpu_s"] = self.cpu_seconds(p)
         for p, vm in out.items():
-            vm["healed"] = [h for h in getattr(self, "healed", []) if h["instance"] == p]
+            vm["healed"] = [h for h in self.healed if h["instance"] == p]
         for p, h in self.health.items():
             if p in out:
                 out[p]["health"] = h["state"]

@@ -893,7 +893,7 @@ class Project:
             "faults_served": self.faults_served,
             "calls": self.calls,
             "fleet": self.fleet.state() if self.fleet is not None else {},
-            "fleet_autoscaler": getattr(self.fleet, "autoscaler_events", []),
+            "fleet_autoscaler": self.fleet.autoscaler_events if self.fleet is not None else [],
             "front_end": ({"pid": self.front_end.pid, "reloads": self.front_end.reloads,
                            "config": self.front_end.config} if self.front_end is not None else {}),
         }
