@@ -154,9 +154,13 @@ class PostgresServer(StoreServer):
     database = "hashd"
     user = "hashd"
 
-    def __init__(self):
+    def __init__(self, max_connections=200):
         super().__init__()
         self.data = self.root / "data"
+        # Sessions the server accepts; a test of the connection budget changes it between a
+        # stop() and a start(). No sessions are reserved for superusers (the test's hashd is
+        # one), so max_connections is exactly what the app may open.
+        self.max_connections = max_connections
         self._as = {}
         if os.geteuid() == 0:
             nobody = pwd.getpwnam("nobody")
@@ -178,7 +182,8 @@ class PostgresServer(StoreServer):
             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
             # The defaults, stated: a commit returns after its WAL is flushed.
             "-c", "fsync=on", "-c", "synchronous_commit=on",
-            "-c", "max_connections=200",
+            "-c", f"max_connections={self.max_connections}",
+            "-c", "superuser_reserved_connections=0",
         ], cwd=self.root, **self._as)
         self._wait_ready()
         if self.psql("SELECT 1 FROM pg_database WHERE datname = 'hashd'", db="postgres") != "1":
@@ -235,12 +240,12 @@ class LmdbDirectory:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def open_store(kind):
+def open_store(kind, **settings):
     """A started store of the given kind ("lmdb", "redis", "postgresql"); the caller
-    cleans it up."""
+    cleans it up. settings: the server's own (PostgresServer: max_connections)."""
     if kind == "lmdb":
         return LmdbDirectory()
-    server = RedisServer() if kind == "redis" else PostgresServer()
+    server = RedisServer(**settings) if kind == "redis" else PostgresServer(**settings)
     try:
         return server.start()
     except BaseException:
