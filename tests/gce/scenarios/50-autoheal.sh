@@ -1,7 +1,9 @@
 # Sourced by tests/gce/run (bash), whose variables and helpers it uses.
 # shellcheck shell=bash disable=SC2154,SC2015,SC2004,SC2034
-# Autohealing: a VM of the group that dies, and so stops answering its autohealing check (/healthz on 443,
-# from the probe range) for unhealthyThreshold probes, past the group's initialDelaySec, is
+# Autohealing, twice: a VM whose nginx is stopped (the VM runs, its app does not answer: what
+# a health-check autohealing policy is for) and a VM that dies (its systemd-nspawn killed, as a
+# host failure would). Each stops answering its autohealing check (/healthz on 443, from the
+# probe range) for unhealthyThreshold probes, past the group's initialDelaySec, and is
 # recreated by the group from its template under the same name, on a new disk; meanwhile the
 # front end serves from the other VM; the group is stable again once the new VM is healthy, and
 # every message acknowledged before is still readable (it is in the shared store, not on the
@@ -9,13 +11,23 @@
 names=()
 for name in "${!vm_ip[@]}"; do [ "$name" = probe-1 ] || names+=("$name"); done
 mapfile -t names < <(printf '%s\n' "${names[@]}" | sort)
-victim=${names[0]:-}
-old_ip=""; [ -z "$victim" ] || old_ip=${vm_ip[$victim]:-}
-# The VM dies (its systemd-nspawn killed, as a host failure would): its probes time out.
-if [ "${#names[@]}" -lt 2 ] || ! on_vm "$victim" 'touch /var/lib/hashd-gce-box-marker' </dev/null ||
-    ! GCE_WORK=$work GCE_RUN_ID=$run_id "$here/vmctl" kill "$victim"; then
-    fail autoheal-setup "need two group VMs and a reachable $victim (have: ${names[*]})"
-else
+
+# autoheal_case TAG HOW VICTIM: HOW is "nginx" (systemctl stop nginx on the VM) or "kill".
+autoheal_case() {
+    local tag=$1 how=$2 victim=$3 old_ip t0 healed lb_ok lb_bad code took new_ip health stable mig
+    old_ip=${vm_ip[$victim]:-}
+    local broken=false
+    if ! on_vm "$victim" 'touch /var/lib/hashd-gce-box-marker' </dev/null; then
+        broken=true
+    elif [ "$how" = nginx ]; then
+        on_vm "$victim" 'systemctl stop nginx' </dev/null || broken=true
+    else
+        GCE_WORK=$work GCE_RUN_ID=$run_id "$here/vmctl" kill "$victim" || broken=true
+    fi
+    if $broken; then
+        fail "$tag-setup" "could not break $victim ($how)"
+        return
+    fi
     t0=$(date +%s.%N)
     healed="" lb_ok=0 lb_bad=0
     for _ in $(seq 1 120); do
@@ -27,17 +39,17 @@ else
         sleep 2
     done
     read -r took new_ip health <<<"$healed"
-    figure "autoheal: $victim recreated after it was killed: healthy again after $(elapsed "$t0") s (recreate $took s); front end /healthz meanwhile: $lb_ok x 200, $lb_bad other"
+    figure "$tag: $victim recreated after $how: healthy again after $(elapsed "$t0") s (recreate $took s); front end /healthz meanwhile: $lb_ok x 200, $lb_bad other"
     if [ "$health" = HEALTHY ] && [ "$took" != error ]; then
         vm_ip[$victim]=$new_ip
-        pass autoheal-recreated "$victim recreated (was $old_ip, now $new_ip) and healthy"
+        pass "$tag-recreated" "$victim recreated (was $old_ip, now $new_ip) and healthy"
         if on_vm "$victim" 'test ! -e /var/lib/hashd-gce-box-marker && systemctl is-active --quiet nginx hashd-worker' </dev/null; then
-            pass autoheal-new-disk "the recreated $victim booted from the image (the old disk's marker is gone), nginx and hashd-worker active"
+            pass "$tag-new-disk" "the recreated $victim booted from the image (the old disk's marker is gone), nginx and hashd-worker active"
         else
-            fail autoheal-new-disk "$(on_vm "$victim" 'ls -l /var/lib/hashd-gce-box-marker; systemctl --failed --no-legend' </dev/null 2>&1 | tail -5)"
+            fail "$tag-new-disk" "$(on_vm "$victim" 'ls -l /var/lib/hashd-gce-box-marker; systemctl --failed --no-legend' </dev/null 2>&1 | tail -5)"
         fi
     else
-        fail autoheal-recreated "no recreation of $victim within the wait: ${healed:-none}; $(api state "[(p, v.get('health'), v.get('last_probe')) for p, v in s['fleet'].items()]")"
+        fail "$tag-recreated" "no recreation of $victim within the wait: ${healed:-none}; $(api state "[(p, v.get('health'), v.get('last_probe')) for p, v in s['fleet'].items()]")"
     fi
     mig="projects/$project/regions/$region/instanceGroupManagers/hashd"
     stable=False
@@ -46,14 +58,21 @@ else
         [ "$stable" = True ] && break
         sleep 2
     done
-    [ "$stable" = True ] && pass autoheal-stable "the group is stable again" || fail autoheal-stable "isStable=$stable"
-    # What was acknowledged before the VM went is all still there.
+    [ "$stable" = True ] && pass "$tag-stable" "the group is stable again" || fail "$tag-stable" "isStable=$stable"
+}
+
+if [ "${#names[@]}" -lt 2 ]; then
+    fail autoheal-setup "need two group VMs (have: ${names[*]})"
+else
+    autoheal_case autoheal-nginx nginx "${names[0]}"
+    autoheal_case autoheal-kill kill "${names[1]}"
+    # What was acknowledged before the VMs went is all still there.
     in_client /usr/bin/python3 "$repo/tests/cluster/load.py" --host "$lb_addr" --cafile "$keys/lb.pem" \
         --sources "$load_sources" --mode verify --acked "$work/acked.txt" >"$work/readback-healed.json" 2>"$work/readback-healed.err"
     read -r hsent hok herrors _ hkinds <<<"$(summary "$work/readback-healed.json")"
     acked=$(wc -l <"$work/acked.txt" 2>/dev/null || echo 0)
     [ "$acked" -gt 0 ] && [ "$hok" = "$acked" ] && [ "$herrors" = 0 ] &&
-        pass autoheal-messages-kept "all $acked acknowledged messages read back after the recreation" ||
+        pass autoheal-messages-kept "all $acked acknowledged messages read back after both recreations" ||
         fail autoheal-messages-kept "acked $acked, read back ok ${hok:-?} of ${hsent:-?}, errors ${herrors:-?} $hkinds"
 fi
 check_api_clean autoheal
