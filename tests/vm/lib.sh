@@ -240,16 +240,19 @@ lab_playbook() {
     (cd "$repo/ansible" && ANSIBLE_NOCOLOR=1 ansible-playbook -i "$inventory" "$@") >"$out" 2>&1
 }
 
-# lab_playbook_failed LOG NAME...: prints the fatal tasks of LOG and the failed units of
-# each VM NAME (what to look at when a playbook run failed).
+# lab_playbook_failed LOG NAME...: prints the fatal tasks of LOG and, on each VM NAME, the
+# failed units and the units a fatal task names ("Unable to restart service X"), with their
+# journals (what to look at when a playbook run failed). A unit that failed to start and
+# is in Restart='s wait is not "failed" yet, hence the named units too.
 lab_playbook_failed() {
-    local out=$1 name
+    local out=$1 name named
     shift
     grep -B2 -A10 'fatal:' "$out" | head -60
+    named=$(grep -oE 'service [A-Za-z0-9@_.-]+\.service' "$out" | sort -u | cut -d' ' -f2 | tr '\n' ' ')
     for name in "$@"; do
-        echo "--- $name: failed units"
+        echo "--- $name: failed units${named:+ and $named}"
         # shellcheck disable=SC2016 # expanded by the VM's shell, not this one
-        on_vm "$name" 'systemctl --failed --no-legend; for u in $(systemctl --failed --no-legend --plain | cut -d" " -f1); do journalctl -u "$u" -n 15 --no-pager; done' 2>&1 | tail -40
+        on_vm "$name" 'for u in $(systemctl --failed --no-legend --plain | cut -d" " -f1) '"$named"'; do systemctl status --no-pager -n 0 "$u" | head -5; journalctl -u "$u" -n 15 --no-pager; done' 2>&1 | tail -60
     done
 }
 
