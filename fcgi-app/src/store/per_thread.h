@@ -4,8 +4,8 @@
 //
 // The accepting threads (which serve messages) live as long as the process, so each keeps one
 // connection and uses it without locking; only the lookup of "my slot" takes the mutex (a map
-// lookup, not the network round-trip). The slots of threads that ended stay until the store is destroyed, which
-// is bounded by the number of threads that serve messages (HASHD_ACCEPT_THREADS).
+// lookup, not the network round-trip). The slots of threads that ended stay until the store is
+// destroyed, which is bounded by the number of threads that serve messages (HASHD_ACCEPT_THREADS).
 
 #include <map>
 #include <memory>
