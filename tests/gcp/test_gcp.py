@@ -213,10 +213,11 @@ def test_site_creates_the_whole_graph(world):
     assert be["healthChecks"] == [link("global/healthChecks/hashd-readyz")]
     assert be["backends"][0]["group"] == link(f"{region}/instanceGroups/hashd")
     assert be["backends"][0]["balancingMode"] == "RATE"
-    # The bench's per-vCPU figure x the 4 vCPUs of the default machine type x the headroom.
+    # The bench's per-vCPU figure x the default machine type's vCPUs x the headroom.
     defaults = yaml.safe_load((REPO / "ansible/gcp/defaults.yml").read_text())
     assert float(be["backends"][0]["maxRatePerInstance"]) == pytest.approx(
-        defaults["gcp_hashes_per_vcpu_s"] * 4 * defaults["gcp_backend_rate_headroom"], abs=0.1)
+        defaults["gcp_hashes_per_vcpu_s"] * defaults["gcp_machine_vcpus"]
+        * defaults["gcp_backend_rate_headroom"], abs=0.1)
     assert be["connectionDraining"]["drainingTimeoutSec"] == 60
     assert be["logConfig"]["enable"] is True
     assert be["securityPolicy"] == link("global/securityPolicies/hashd-armor")

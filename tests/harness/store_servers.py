@@ -154,13 +154,13 @@ class PostgresServer(StoreServer):
     database = "hashd"
     user = "hashd"
 
-    def __init__(self, max_connections=200):
+    def __init__(self):
         super().__init__()
         self.data = self.root / "data"
         # Sessions the server accepts; a test of the connection budget changes it between a
         # stop() and a start(). No sessions are reserved for superusers (the test's hashd is
         # one), so max_connections is exactly what the app may open.
-        self.max_connections = max_connections
+        self.max_connections = 200
         self._as = {}
         if os.geteuid() == 0:
             nobody = pwd.getpwnam("nobody")
@@ -213,6 +213,13 @@ class PostgresServer(StoreServer):
     def count(self):
         return int(self.psql("SELECT count(*) FROM hashd_messages"))
 
+    def client_sessions(self):
+        """The app's sessions on the server (client backends of user hashd), not counting the
+        psql that asks. Client backends only: the server was initialised with hashd as its
+        superuser, so the logical replication launcher is a "hashd" session too."""
+        return int(self.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'hashd'"
+                             " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"))
+
 
 class LmdbDirectory:
     """The LMDB "server": a directory. Nothing to start or stop; inspected with mdb_stat
@@ -240,12 +247,12 @@ class LmdbDirectory:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def open_store(kind, **settings):
+def open_store(kind):
     """A started store of the given kind ("lmdb", "redis", "postgresql"); the caller
-    cleans it up. settings: the server's own (PostgresServer: max_connections)."""
+    cleans it up."""
     if kind == "lmdb":
         return LmdbDirectory()
-    server = RedisServer(**settings) if kind == "redis" else PostgresServer(**settings)
+    server = RedisServer() if kind == "redis" else PostgresServer()
     try:
         return server.start()
     except BaseException:

@@ -34,12 +34,6 @@ CONCURRENCY = 12
 MONITOR = 1  # this test's psql, counting sessions
 
 
-def sessions(postgres):
-    """Client sessions of the app on the server, not counting the psql that asks."""
-    return int(postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'hashd'"
-                             " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"))
-
-
 def start_group(make_stack, store_url, count, ready_path="/readyz"):
     return [make_stack(processes=PROCESSES, workers=1, ready_path=ready_path,
                        app_env={"HASHD_STORE": store_url,
@@ -82,7 +76,7 @@ def test_group_at_its_connection_budget_past_it_and_through_pgbouncer(make_stack
         one = start_group(make_stack, postgres.url(), 1)
         assert_served(*load(one, "count"))
         wait_for(lambda: one[0].get("/multivac").status_code == 200, 60, "the worker to process")
-        per_vm = sessions(postgres)
+        per_vm = postgres.client_sessions()
         bound = PROCESSES * ACCEPT_THREADS * 2 + 2
         print(f"\nconnection budget: one VM (P={PROCESSES}, T={ACCEPT_THREADS}, 1 worker) holds "
               f"{per_vm} sessions (formula bound {bound})")
@@ -97,7 +91,7 @@ def test_group_at_its_connection_budget_past_it_and_through_pgbouncer(make_stack
         postgres.start()
         group = start_group(make_stack, postgres.url(), VMS)
         assert_served(*load(group, "at"))
-        held = sessions(postgres)
+        held = postgres.client_sessions()
         print(f"connection budget: {VMS} VMs on max_connections {budget} (+{MONITOR}): "
               f"0 errors, {held} sessions")
         assert held <= budget
@@ -123,7 +117,7 @@ def test_group_at_its_connection_budget_past_it_and_through_pgbouncer(make_stack
         bouncer = PgBouncer(postgres, pool_size=budget // 2).start()
         group = start_group(make_stack, bouncer.url(), VMS)
         assert_served(*load(group, "bouncer"))
-        held = sessions(postgres)
+        held = postgres.client_sessions()
         print(f"connection budget: {VMS} VMs through PgBouncer (pool {budget // 2}) on "
               f"max_connections {budget // 2}: 0 errors, {held} server sessions")
         assert held <= budget // 2

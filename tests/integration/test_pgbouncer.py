@@ -41,11 +41,7 @@ def test_hashd_works_through_pgbouncer_in_transaction_mode(make_stack):
             assert stack.post("/multivac/data", data={"data": f"datum {i}"}).status_code == 200
         wait_for(lambda: stack.get("/multivac").content == b"datum 0", 120, "the worker to process")
         assert postgres.count() == len(messages)
-        # Client backends only: the test's server was initialised with hashd as its superuser,
-        # so the logical replication launcher is a "hashd" session too.
-        servers = int(postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'hashd'"
-                                    " AND backend_type = 'client backend'"
-                                    " AND pid <> pg_backend_pid()"))
+        servers = postgres.client_sessions()
         print(f"\npgbouncer: app sessions = 2 processes x 2 accept threads + 1 worker, "
               f"PostgreSQL server sessions = {servers} (pool {POOL_SIZE})")
         assert servers <= POOL_SIZE
